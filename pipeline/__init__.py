@@ -1,0 +1,9 @@
+"""interbrain: calcium imaging of two interacting animals, in one analysis.
+
+`pipeline.load(DIR)` returns a result folder as one xarray DataTree.
+"""
+from .dataset import load
+from .session import Session
+
+__version__ = "0.1.0"
+__all__ = ["load", "Session", "__version__"]

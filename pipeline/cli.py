@@ -1,0 +1,146 @@
+"""`interbrain` command line: simulate, init, validate, run, report, info, params."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .parameters import SPEC, ConfigError
+
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_simulate(args) -> int:
+    from .simulator import simulate_session
+    overrides = {}
+    if args.duration is not None:
+        overrides["duration_s"] = args.duration
+    path = simulate_session(args.outdir, seed=args.seed, modality=args.modality, preset=args.preset, **overrides)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_init(args) -> int:
+    from .parameters.render import template
+    p = Path(args.session)
+    if p.exists() and not args.force:
+        print(f"error: {p} exists (use --force to overwrite)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    p.write_text(template())
+    print(f"wrote {p}: edit the paths and ids, then `interbrain validate {p}`")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .session import Session
+    s = Session.load(args.session)
+    if args.deep:
+        from .validate import deep_check
+        for line in deep_check(s):
+            print(line)
+    print(f"ok: {s.path} (pair {s.name!r}: A={s.animals['A']['id']}, B={s.animals['B']['id']}, "
+          f"{len(s.annotations)} annotation file(s))")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from . import orchestrate
+    from .session import Session
+    s = Session.load(args.session)
+    only = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
+    status = orchestrate.run(s, out=args.out, only=only, force=args.force, show_progress=not args.quiet)
+    out = Path(args.out or s.output_dir)
+    w = max(len(k) for k in status) if status else 0
+    for name, st in status.items():
+        print(f"  {name:<{w}}  {st}")
+    print(f"result: {out}")
+    return 0 if not any(v.startswith("failed") for v in status.values()) else 1
+
+
+def _cmd_report(args) -> int:
+    from .report import write_report
+    path = write_report(args.result)
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .dataset import load
+    print(load(args.result))
+    return 0
+
+
+def _cmd_params(args) -> int:
+    from .parameters.render import help_text
+    if args.section and args.section not in SPEC:
+        print(f"error: unknown section {args.section!r}; sections: {', '.join(SPEC)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(help_text(args.section))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="interbrain", description=__doc__.split(":")[0] + ": two brains, one analysis.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    q = sub.add_parser("simulate", help="write a simulated pair session with ground truth")
+    q.add_argument("outdir")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--modality", choices=("2p", "1p"), default="2p")
+    q.add_argument("--duration", type=float, default=None, help="seconds (default: the preset's)")
+    q.add_argument("--preset", default="small", help="sample | small | default | large")
+    q.set_defaults(func=_cmd_simulate)
+
+    q = sub.add_parser("init", help="write a commented session-file template")
+    q.add_argument("session")
+    q.add_argument("--force", action="store_true")
+    q.set_defaults(func=_cmd_init)
+
+    q = sub.add_parser("validate", help="check a session file: keys, types, ranges, files (exit 2 on error)")
+    q.add_argument("session")
+    q.add_argument("--deep", action="store_true", help="also open raw files and check frame counts and clocks")
+    q.set_defaults(func=_cmd_validate)
+
+    q = sub.add_parser("run", help="run or resume the pipeline on a session")
+    q.add_argument("session")
+    q.add_argument("--out", default=None, help="result folder (default: [session] output_dir)")
+    q.add_argument("--stages", default=None, help="comma-separated stages to run (default: all)")
+    q.add_argument("--force", action="store_true", help="rerun the selected stages even when up to date")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("report", help="write the HTML report of a result folder")
+    q.add_argument("result")
+    q.set_defaults(func=_cmd_report)
+
+    q = sub.add_parser("info", help="print the result DataTree")
+    q.add_argument("result")
+    q.set_defaults(func=_cmd_info)
+
+    q = sub.add_parser("params", help="list every parameter (default, type, range, unit)")
+    q.add_argument("section", nargs="?", default=None, help="one of: " + ", ".join(SPEC))
+    q.set_defaults(func=_cmd_params)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, ValueError) as exc:
+        # Readers and importers raise ValueError subclasses that name the file and field.
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

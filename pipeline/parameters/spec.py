@@ -1,0 +1,151 @@
+"""Parameter spec machinery: one `Param` per setting, grouped in `Section`s.
+
+The spec is the single source of every default, type, range, unit and
+description. It validates session files, writes the `interbrain init`
+template, feeds the CLI help and generates docs/parameters.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A session or parameter file is wrong. The message names file and key."""
+
+
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "table"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One setting.
+
+    type: bool, int, float, str, "path", "paths" (list of paths), list or dict.
+    range: (lo, hi) inclusive for numbers; None ends are open.
+    choices: the allowed values, for strings (or lists of strings).
+    default: `None` means "not set"; `required=True` means the user must set it.
+    """
+
+    name: str
+    default: Any
+    type: Any
+    description: str
+    unit: str = ""
+    range: tuple | None = None
+    choices: tuple | None = None
+    required: bool = False
+    item_type: Any = None  # element type for lists
+
+    def type_name(self) -> str:
+        if isinstance(self.type, str):
+            return self.type
+        name = _TYPE_NAMES.get(self.type, getattr(self.type, "__name__", str(self.type)))
+        if self.type is list and self.item_type is not None:
+            name = f"list[{_TYPE_NAMES.get(self.item_type, self.item_type)}]"
+        return name
+
+    def expected(self) -> str:
+        """Human description of the expected form, for error messages."""
+        parts = [self.type_name()]
+        if self.range is not None:
+            lo, hi = self.range
+            parts.append(f"in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+        if self.choices is not None:
+            parts.append("one of " + ", ".join(repr(c) for c in self.choices))
+        if self.unit:
+            parts.append(f"({self.unit})")
+        return " ".join(parts)
+
+    def check(self, value: Any, where: str) -> Any:
+        """Return the value coerced to the declared type, or raise ConfigError."""
+        if value is None:
+            if self.required:
+                raise ConfigError(f"{where}: '{self.name}' is required ({self.expected()})")
+            return None
+        t = self.type
+        if t in ("path",):
+            t = str
+        if t == "paths":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: '{self.name}' must be a path or list of paths, got {value!r}")
+            return value
+        if t is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if t is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if t is bool and not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{self.name}' must be true or false, got {value!r}")
+        if t in (int, float) and isinstance(value, bool):
+            raise ConfigError(f"{where}: '{self.name}' must be {self.expected()}, got {value!r}")
+        if isinstance(t, type) and not isinstance(value, t):
+            raise ConfigError(
+                f"{where}: '{self.name}' must be {self.expected()}, got {type(value).__name__} {value!r}")
+        if t is list and self.item_type is not None:
+            it = self.item_type
+            for v in value:
+                ok = isinstance(v, it) or (it is float and isinstance(v, int) and not isinstance(v, bool))
+                if not ok:
+                    raise ConfigError(
+                        f"{where}: '{self.name}' must be {self.expected()}, got element {v!r}")
+        if self.range is not None and t in (int, float):
+            lo, hi = self.range
+            if isinstance(value, float) and math.isnan(value):
+                raise ConfigError(f"{where}: '{self.name}' is NaN; expected {self.expected()}")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ConfigError(f"{where}: '{self.name}' = {value!r} is out of range; expected {self.expected()}")
+        if self.choices is not None:
+            vals = value if isinstance(value, list) else [value]
+            bad = [v for v in vals if v not in self.choices]
+            if bad:
+                raise ConfigError(
+                    f"{where}: '{self.name}' = {value!r} is not allowed; expected one of "
+                    + ", ".join(repr(c) for c in self.choices))
+        return value
+
+
+@dataclass(frozen=True)
+class Section:
+    """A named group of Params, e.g. the settings of one stage.
+
+    kind: "table" ([name]), "animal" ([animals.A] and [animals.B]),
+    or "array" ([[name]], a list of tables).
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    kind: str = "table"
+    stage: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = [p.name for p in self.params]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"section {self.name}: duplicate params {sorted(dup)}")
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def validate(self, table: dict | None, where: str) -> dict:
+        """Defaults filled in, types checked, unknown keys rejected."""
+        table = {} if table is None else table
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
+        known = {p.name for p in self.params}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(repr(u) for u in unknown)}; known keys are "
+                + ", ".join(sorted(known)))
+        return {p.name: p.check(table.get(p.name, p.default), where) for p in self.params}

@@ -1,0 +1,85 @@
+"""Per-stage settings. Reference defaults follow ../shared/METHODS.md."""
+from .spec import Param, Section
+
+MOTION = Section("motion", "Motion correction with suite2p registration.", (
+    Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid."),
+    Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
+    Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the frame size.", range=(0.0, 0.5)),
+    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation; default 1.15 (2p), 4.0 (1p).", unit="px", range=(0.0, 10.0)),
+    Param("spatial_taper", None, float, "Edge taper; default 3.45 (2p), 50 (1p, suite2p's one-photon value).", unit="px", range=(0.0, 200.0)),
+    Param("highpass_sigma", 10.0, float, "1p only: spatial high-pass (subtract a Gaussian blur of this width) before registration.", unit="px", range=(0.0, 100.0)),
+    Param("batch_size", 500, int, "Frames per registration batch (bounds memory).", range=(10, 100000)),
+    Param("bad_frame_corr_z", 4.0, float, "Flag frames whose correlation with the reference is this many robust SDs below the median.", range=(0.0, 100.0)),
+), stage="motion")
+
+EXTRACTION = Section("extraction", "Cell detection and trace extraction.", (
+    Param("engine_2p", "suite2p", str, "Engine for two-photon data.", choices=("suite2p",)),
+    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/extraction.md for the comparison).", choices=("suite2p", "minian", "caiman")),
+    Param("diameter", 10, int, "Expected cell diameter.", unit="px", range=(2, 200)),
+    Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
+    Param("iscell_threshold", 0.5, float, "ROIs below this classifier probability are kept but marked is_cell = false.", range=(0.0, 1.0)),
+    Param("neuropil_coefficient", 0.7, float, "F_corrected = F - coefficient * Fneu.", range=(0.0, 2.0)),
+    Param("baseline_window_s", 60.0, float, "Running-percentile baseline window for dF/F.", unit="s", range=(1.0, 3600.0)),
+    Param("baseline_percentile", 8.0, float, "Percentile of the running baseline for dF/F.", range=(0.0, 100.0)),
+    Param("max_binned_frames", 5000, int, "Upper bound on frames suite2p's detection keeps in memory (sets its bin size).", range=(100, 1000000)),
+), stage="extraction")
+
+CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6).", (
+    Param("method", "mixture", str, "Structural-channel classifier: a two-component mixture on the score, or a fixed threshold.", choices=("mixture", "threshold")),
+    Param("threshold", 0.5, float, "Score threshold for method = 'threshold' (reporter contrast).", range=(None, None)),
+    Param("surround_px", 6, int, "Width of the surround ring for the reporter contrast.", unit="px", range=(1, 100)),
+    Param("min_confidence", 0.8, float, "Labels below this confidence become 'unknown'.", range=(0.0, 1.0)),
+), stage="celltypes")
+
+BEHAVIOR = Section("behavior", "Import annotations and derive task events.", (
+    Param("coordination_window_s", 0.75, float, "A poke is coordinated when the partner pokes within this window.", unit="s", range=(0.0, 60.0)),
+    Param("min_hold_s", 0.5, float, "Shortest wait at the port that counts as a hold bout.", unit="s", range=(0.0, 60.0)),
+    Param("repair_unpaired", False, bool, "Close unpaired BORIS START events at the file end instead of failing (reported)."),
+    Param("behaviors", [], list, "Behaviour labels that may appear; empty accepts every label in the files.", item_type=str),
+    Param("derived", {}, dict, "Derived behaviours: name -> list of behaviours OR-ed, e.g. {social = ['sniff', 'follow']}."),
+), stage="behavior")
+
+ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHODS.md section 7).", (
+    Param("bin_s", None, float, "Common bin width; default: the slower imaging frame interval.", unit="s", range=(0.001, 60.0)),
+    Param("trace", "dff", str, "Trace that enters the analyses.", choices=("dff", "F_corrected", "spikes", "C")),
+    Param("max_gap_s", None, float, "Gaps longer than this become NaN; default 1.5 frame intervals.", unit="s", range=(0.0, 60.0)),
+    Param("min_overlap_fraction", 0.9, float, "Streams must overlap at least this fraction of the imaging span.", range=(0.0, 1.0)),
+    Param("include_non_cells", False, bool, "Keep ROIs marked is_cell = false in the analyses."),
+    Param("media_duration_tolerance_s", 1.0, float, "Allowed mismatch between an annotation file's media duration and its video clock.", unit="s", range=(0.0, 3600.0)),
+), stage="align")
+
+SUBSPACE = Section("subspace", "Shared/unique inter-brain subspaces by PLSC (METHODS.md section 2).", (
+    Param("n_surrogates", 2000, int, "Circular-shift surrogates of animal B.", range=(1, 100000)),
+    Param("lag_s", 4.0, float, "Guard lag: shifts are uniform on [1+floor(lag/2), T-lag+floor(lag/2)] frames (reference: 60 frames at 15 Hz).", unit="s", range=(0.0, 3600.0)),
+    Param("percentile", 97.5, float, "Rank of the surrogate threshold (round(p/100 * n)).", range=(50.0, 100.0)),
+    Param("detrend_s", 0.0, float, "High-pass (detrend) window before PLSC; 0 = off (reference).", unit="s", range=(0.0, 3600.0)),
+    Param("regress_behavior", False, bool, "Run PLSC on residuals after regressing out both animals' behaviour."),
+    Param("by_cell_type", True, bool, "Also run per cell type with neuron-count matching."),
+    Param("n_subsamples", 20, int, "Repeats of the neuron-count-matched subsampling.", range=(1, 10000)),
+    Param("cv_block_s", 30.0, float, "Block length of the cross-validated shared correlation (>= 30 s).", unit="s", range=(30.0, 3600.0)),
+    Param("cv_folds", 5, int, "Folds of the blocked cross-validation.", range=(2, 100)),
+), stage="subspace")
+
+ENCODING = Section("encoding", "Single-neuron auROC encoding (METHODS.md section 3).", (
+    Param("n_surrogates", 2000, int, "Circular-shift surrogates per behaviour.", range=(1, 100000)),
+    Param("min_shift_s", 4.0, float, "Shifts are uniform on [min_shift+1, L-min_shift] frames (reference: 61..L-60 at 15 Hz).", unit="s", range=(0.0, 3600.0)),
+    Param("baseline", "all", str, "Negative frames: all frames, or 'other' (METHODS.md section 3).", choices=("all", "other")),
+    Param("alpha", 0.05, float, "Two-sided p cut-off.", range=(0.0, 1.0)),
+    Param("fdr", False, bool, "Benjamini-Hochberg FDR across neurons x behaviours instead of the plain cut-off."),
+), stage="encoding")
+
+DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5).", (
+    Param("window_s", [-3.0, 3.0], list, "Window around each event.", unit="s", item_type=float),
+    Param("exclusion_s", 15.0, float, "Drop from training every bout starting within this time of the test bout.", unit="s", range=(0.0, 3600.0)),
+    Param("min_bouts", 4, int, "Fewest bouts per class; fewer gives 'not enough bouts'.", range=(2, 10000)),
+    Param("n_repeats", 50, int, "Class-balancing subsampling repeats.", range=(1, 10000)),
+    Param("n_surrogates", 500, int, "Label-permutation surrogates.", range=(0, 100000)),
+    Param("C", 1.0, float, "SVM regularisation.", range=(1e-9, 1e9)),
+    Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form shrinkage LDA (fast mode).", choices=("svm", "lda")),
+    Param("contrasts", [], list, "Extra contrasts 'eventA:eventB' to decode.", item_type=str),
+), stage="decoding")
+
+REPORT = Section("report", "HTML report with figures.", (
+    Param("format", "png", str, "Figure format.", choices=("png", "svg")),
+    Param("dpi", 100, int, "Figure resolution.", range=(30, 600)),
+), stage="report")

@@ -1,0 +1,130 @@
+"""Session-file validation: bad configs are rejected with a message naming the key or file."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from pipeline.parameters import SPEC, ConfigError
+from pipeline.parameters.render import markdown, template
+from pipeline.session import Session
+
+
+def _good(tmp: Path) -> dict:
+    for f in ("A/movie.tif", "B/movie.tif", "A/ts.csv", "behavior/boris.csv", "behavior/video_ts.csv"):
+        (tmp / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / f).write_text("x")
+    return {
+        "session": {"name": "p1", "seed": 3},
+        "animals": {
+            "A": {"id": "m1", "raw": ["A/movie.tif"], "timestamps": "A/ts.csv", "genotype": "Vgat-Cre"},
+            "B": {"id": "m2", "raw": ["B/movie.tif"], "frame_rate": 15.0, "modality": "1p"},
+        },
+        "annotations": [{"path": "behavior/boris.csv", "format": "boris", "clock": "video",
+                         "subjects": {"mouse1": "A", "mouse2": "B"}}],
+        "clocks": {"video": {"timestamps": "behavior/video_ts.csv"}},
+        "subspace": {"n_surrogates": 500},
+    }
+
+
+def _load(tmp: Path, doc: dict) -> Session:
+    p = tmp / "session.toml"
+    p.write_text(tomli_w.dumps(doc))
+    return Session.load(p)
+
+
+def test_good_config_loads_with_defaults_and_absolute_paths(tmp_path):
+    s = _load(tmp_path, _good(tmp_path))
+    assert s.params["subspace"]["n_surrogates"] == 500
+    assert s.params["subspace"]["percentile"] == 97.5          # reference default filled in
+    assert s.params["encoding"]["n_surrogates"] == 2000
+    assert s.animals["B"]["raw"] == [str((tmp_path / "B/movie.tif").resolve())]
+    assert s.seed == 3 and s.name == "p1"
+
+
+BAD = [
+    # (mutation, substring the message must contain)
+    (lambda d: d["session"].update(bogus=1), "'bogus'"),
+    (lambda d: d["session"].pop("name"), "'name' is required"),
+    (lambda d: d["session"].update(seed="zero"), "'seed'"),
+    (lambda d: d["animals"]["A"].update(modality="3p"), "'modality'"),
+    (lambda d: d["animals"].pop("B"), "[animals.A] and [animals.B]"),
+    (lambda d: d["animals"]["B"].update(raw=["A/movie.tif"]), "same raw file is given to both animals"),
+    (lambda d: d["animals"]["B"].update(raw=["B/missing.tif"]), "missing.tif"),
+    (lambda d: d["animals"]["B"].pop("frame_rate"), "[animals.B]"),
+    (lambda d: d["animals"]["B"].update(frame_rate=-5.0), "'frame_rate' = -5.0 is out of range"),
+    (lambda d: d["subspace"].update(n_surrogates=0), "[subspace]"),
+    (lambda d: d["subspace"].update(percentile=120.0), "'percentile'"),
+    (lambda d: d.update(motoin={}), "'motoin'"),
+    (lambda d: d["annotations"][0].update(clock="vidoe"), "clock 'vidoe'"),
+    (lambda d: d["annotations"][0].update(format="excel"), "'format'"),
+    (lambda d: d["annotations"][0].update(subjects={"mouse1": "C"}), "'subjects'"),
+    (lambda d: d["animals"]["B"].update(id="m1"), "same 'id'"),
+    (lambda d: d["decoding"] if d.update(decoding={"window_s": [-3.0, "x"]}) else None, "'window_s'"),
+    (lambda d: d["animals"]["A"].update(sex=True), "'sex'"),
+]
+
+
+@pytest.mark.parametrize("mutate,needle", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_config_rejected_naming_key(tmp_path, mutate, needle):
+    doc = _good(tmp_path)
+    mutate(doc)
+    with pytest.raises(ConfigError) as exc:
+        _load(tmp_path, doc)
+    msg = str(exc.value)
+    assert needle in msg, msg
+    assert "session.toml" in msg, msg
+
+
+def test_invalid_toml_names_file(tmp_path):
+    p = tmp_path / "session.toml"
+    p.write_text("[session\nname = 1")
+    with pytest.raises(ConfigError, match="session.toml: not valid TOML"):
+        Session.load(p)
+
+
+def test_template_is_valid_toml_covering_every_section():
+    doc = tomllib.loads(template())
+    assert set(doc) >= {"session", "animals", "annotations", "clocks"}
+    text = template()
+    for sec in SPEC.values():
+        for p in sec.params:
+            assert p.name in text, (sec.name, p.name)
+
+
+def test_template_validates_once_files_exist(tmp_path):
+    doc = tomllib.loads(template())
+    for a in ("A", "B"):
+        for f in doc["animals"][a]["raw"]:
+            (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / f).write_text("x")
+    for f in ("behavior/boris_events.csv", "behavior/video_timestamps.csv"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("x")
+    _load(tmp_path, doc)
+
+
+def test_docs_table_lists_every_param():
+    md = markdown()
+    for sec in SPEC.values():
+        for p in sec.params:
+            assert f"`{p.name}`" in md
+
+
+def test_cli_validate_exit_codes(tmp_path):
+    doc = _good(tmp_path)
+    p = tmp_path / "session.toml"
+    p.write_text(tomli_w.dumps(doc))
+    ok = subprocess.run([sys.executable, "-m", "pipeline.cli", "validate", str(p)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = copy.deepcopy(doc)
+    bad["motion"] = {"batch_size": 1}
+    p.write_text(tomli_w.dumps(bad))
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "validate", str(p)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "[motion]" in r.stderr and "'batch_size'" in r.stderr and "session.toml" in r.stderr
