@@ -46,7 +46,23 @@ def write_stage(tree: xr.DataTree, path: Path, prov: dict) -> None:
     for node in tree.subtree:
         if node.has_data or node.attrs or node is not tree:
             node.attrs["provenance"] = blob
-    tree.to_netcdf(path, engine=ENGINE, invalid_netcdf=True)
+        node.attrs = _netcdf_attrs(node.attrs)
+        for v in node.variables.values():
+            v.attrs = _netcdf_attrs(v.attrs)
+    tree.to_netcdf(path, engine=ENGINE)
+
+
+def _netcdf_attrs(attrs: dict) -> dict:
+    """NetCDF attributes hold numbers, strings and flat arrays: bools become 0/1, tables become JSON."""
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, bool) or (hasattr(v, "dtype") and getattr(v, "dtype", None) == bool):
+            v = int(v) if isinstance(v, bool) else v.astype("int8")
+        elif isinstance(v, (dict, type(None))) or (isinstance(v, (list, tuple)) and any(
+                isinstance(x, (dict, list, tuple, type(None), bool)) for x in v)):
+            v = json.dumps(v, default=str)
+        out[k] = v
+    return out
 
 
 def write_root(out: str | Path, session) -> None:

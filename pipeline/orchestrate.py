@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class Stage:
 
 
 REGISTRY: dict[str, Stage] = {}
+# Warnings raised from the project's own packages are collected into provenance and the report.
+_OWN_CODE = tuple(str(Path(__file__).resolve().parents[1] / p) for p in ("pipeline", "neuroid", "behavior"))
 
 
 def stage(name: str, needs: Iterable[str] = (), params: Iterable[str] = (), inputs=None,
@@ -115,9 +118,11 @@ class StageContext:
         key = [self.session.seed] + [ord(c) for c in f"{self.stage.name}/{name}"]
         return np.random.default_rng(key)
 
+    registry: dict = field(default_factory=dict)
+
     def upstream(self) -> xr.DataTree:
         """Merged DataTree of every committed stage this one depends on (transitively)."""
-        return dataset.load(self.out, stages=_ancestors(REGISTRY, self.stage.name))
+        return dataset.load(self.out, stages=_ancestors(self.registry or REGISTRY, self.stage.name))
 
     def progress(self, iterable, desc: str = "", total: int | None = None):
         from tqdm.auto import tqdm
@@ -204,13 +209,15 @@ def fingerprint(st: Stage, session: Session, input_hashes: dict, upstream_fps: d
 
 
 def run(session: Session, out: str | Path | None = None, only: Iterable[str] | None = None,
-        force: bool = False, show_progress: bool = True) -> dict[str, str]:
+        force: bool = False, show_progress: bool = True,
+        registry: dict[str, Stage] | None = None) -> dict[str, str]:
     """Run (or resume) the pipeline. Returns {stage: 'ran' | 'skipped' | 'up to date' | 'failed: ...'}.
 
     only: run just these stages (their upstream must already be committed or be included).
     force: rerun the selected stages even when up to date (and, as always, what depends on them).
+    registry: the stages to run (default: every registered stage).
     """
-    stages = load_stages()
+    stages = registry if registry is not None else load_stages()
     out = Path(out or session.output_dir)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     _recover(out)
@@ -219,16 +226,18 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
     unknown = selected - set(names)
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {names}")
-    forced = downstream(stages, selected) & selected if force else set()
+    forced = selected if force else set()
     hashes = _HashCache(out)
     fps: dict[str, str] = {}
+    runs: dict[str, str] = {}   # run_id of each committed upstream result
     status: dict[str, str] = {}
     for name in names:
         st = stages[name]
         rec = read_record(out, name)
         if name not in selected:
-            if rec:
+            if rec and rec.get("status", "done") == "done":
                 fps[name] = rec["fingerprint"]
+                runs[name] = rec.get("run_id", "")
             continue
         missing = [n for n in st.needs if n not in fps]
         if missing:
@@ -241,39 +250,52 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         input_hashes = {p: provenance.hash_file(p, hashes.data) for p in input_files if Path(p).exists()}
         hashes.save()
         fp = fingerprint(st, session, input_hashes, {n: fps[n] for n in st.needs})
-        if rec and rec.get("fingerprint") == fp and name not in forced:
-            fps[name] = fp
-            status[name] = "skipped: " + rec["status"] if rec.get("status", "").startswith("skipped") else "up to date"
-            if rec.get("status", "").startswith("skipped"):
-                fps.pop(name)
+        upstream_runs = {n: runs[n] for n in st.needs}
+        # Up to date: same inputs and parameters, and no upstream result recommitted since.
+        if (rec and rec.get("fingerprint") == fp and rec.get("upstream_runs", {}) == upstream_runs
+                and name not in forced):
+            if rec.get("status", "done") == "done":
+                runs[name] = rec.get("run_id", "")
+                fps[name] = fp
+                status[name] = "up to date"
+            else:
+                status[name] = rec["status"]
             continue
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out / "stages"))
         ctx = StageContext(session, out, st, {s: session.params[s] for s in st.params},
-                           tmp / "work", {n: fps[n] for n in st.needs}, show_progress=show_progress)
+                           tmp / "work", {n: fps[n] for n in st.needs}, show_progress=show_progress,
+                           registry=stages)
         ctx.workdir.mkdir()
         log.info("stage %s: running", name)
         prov = provenance.record({s: session.params[s] for s in st.params}, input_hashes, session.seed, name, fp)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
-            try:
-                tree = st.func(ctx)
-                result_status = "done"
-            except StageSkipped as exc:
-                tree, result_status = None, f"skipped: {exc}"
-        for w in caught:
-            if issubclass(w.category, UserWarning) and "interbrain" in str(w.filename):
-                ctx.warnings.append(str(w.message))
-        prov["warnings"] = ctx.warnings
-        prov["status"] = result_status
-        if tree is not None:
-            dataset.write_stage(tree, tmp / "result.nc", prov)
+        prov["session"] = session.to_dict()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default")
+                try:
+                    tree = st.func(ctx)
+                    result_status = "done"
+                except StageSkipped as exc:
+                    tree, result_status = None, f"skipped: {exc}"
+            for w in caught:
+                if issubclass(w.category, UserWarning) and str(w.filename).startswith(_OWN_CODE):
+                    ctx.warnings.append(str(w.message))
+            prov["warnings"] = ctx.warnings
+            prov["status"] = result_status
+            if tree is not None:
+                dataset.write_stage(tree, tmp / "result.nc", prov)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)   # the previous result, if any, stays committed
+            raise
         if not any(ctx.workdir.iterdir()):
             ctx.workdir.rmdir()
-        (tmp / "done.json").write_text(json.dumps({"fingerprint": fp, "status": result_status, **prov},
-                                                  indent=1, default=str))
+        run_id = uuid.uuid4().hex
+        (tmp / "done.json").write_text(json.dumps({"fingerprint": fp, "status": result_status, "run_id": run_id,
+                                                   "upstream_runs": upstream_runs, **prov}, indent=1, default=str))
         _commit(tmp, stage_dir(out, name))
         status[name] = result_status if result_status != "done" else "ran"
         if result_status == "done":
             fps[name] = fp
+            runs[name] = run_id
     dataset.write_root(out, session)
     return status
