@@ -55,6 +55,9 @@ def _cmd_run(args) -> int:
     for name, st in status.items():
         print(f"  {name:<{w}}  {st}")
     print(f"result: {out}")
+    if not args.no_report:
+        from .report import write_report
+        print(f"report: {write_report(out, fmt=s.params['report']['format'], dpi=s.params['report']['dpi'])}")
     return 0 if not any(v.startswith("failed") for v in status.values()) else 1
 
 
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--stages", default=None, help="comma-separated stages to run (default: all)")
     q.add_argument("--force", action="store_true", help="rerun the selected stages even when up to date")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     q.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("report", help="write the HTML report of a result folder")

@@ -6,7 +6,7 @@ science module, and returns a DataTree. Order is by declared dependencies.
 from importlib import import_module
 
 # One entry per stage module; a module that fails to import is a bug, not a skip.
-_MODULES = ("motion", "extraction", "celltypes", "behavior", "align", "subspace", "encoding", "decoding", "report")
+_MODULES = ("motion", "extraction", "celltypes", "behavior", "align", "subspace", "encoding", "decoding")
 
 for _m in _MODULES:
     try:

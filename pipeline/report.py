@@ -1,0 +1,362 @@
+"""Session report: one self-contained HTML file plus the figures as files.
+
+Every number drawn comes from the dataset (`pipeline.load`); a section whose
+stage has not run is replaced by a note. Figures are matplotlib (Agg).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from . import dataset  # noqa: E402
+
+TYPE_COLOURS = {"GABAergic": "#d62728", "glutamatergic": "#1f77b4", "unknown": "#7f7f7f"}
+ANIMALS = ("A", "B")
+
+
+def _has(tree: xr.DataTree, path: str) -> bool:
+    try:
+        node = tree[path]
+    except KeyError:
+        return False
+    return bool(node.has_data or node.children)
+
+
+def _ds(tree, path) -> xr.Dataset:
+    return tree[path].to_dataset()
+
+
+class _Report:
+    def __init__(self, out: Path, fmt: str = "png", dpi: int = 100):
+        self.out, self.fmt, self.dpi = out, fmt, dpi
+        self.sections: list[tuple[str, list[str]]] = []
+        self.figdir = out / "report" / "figures"
+        self.figdir.mkdir(parents=True, exist_ok=True)
+
+    def section(self, title: str):
+        self.sections.append((title, []))
+
+    def note(self, text: str):
+        self.sections[-1][1].append(f"<p class='note'>{html.escape(text)}</p>")
+
+    def html(self, snippet: str):
+        self.sections[-1][1].append(snippet)
+
+    def figure(self, fig, name: str, caption: str = ""):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=self.fmt, dpi=self.dpi, bbox_inches="tight")
+        plt.close(fig)
+        data = buf.getvalue()
+        (self.figdir / f"{name}.{self.fmt}").write_bytes(data)
+        mime = "image/png" if self.fmt == "png" else "image/svg+xml"
+        b64 = base64.b64encode(data).decode()
+        self.sections[-1][1].append(
+            f"<figure><img alt='{html.escape(name)}' src='data:{mime};base64,{b64}'/>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+    def render(self, title: str) -> str:
+        body = []
+        for t, parts in self.sections:
+            anchor = t.lower().replace(" ", "-")
+            body.append(f"<section id='{anchor}'><h2>{html.escape(t)}</h2>{''.join(parts)}</section>")
+        toc = "".join(f"<li><a href='#{t.lower().replace(' ', '-')}'>{html.escape(t)}</a></li>" for t, _ in self.sections)
+        return f"""<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} img{{max-width:100%}}
+.note{{color:#666;font-style:italic}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%;vertical-align:top}}
+pre{{white-space:pre-wrap;font-size:80%}}</style></head>
+<body><h1>{html.escape(title)}</h1><ul>{toc}</ul>{''.join(body)}</body></html>"""
+
+
+def _motion(r: _Report, tree):
+    r.section("Motion")
+    have = [a for a in ANIMALS if _has(tree, f"{a}/motion")]
+    if not have:
+        r.note("The motion stage has not run.")
+        return
+    fig, axes = plt.subplots(len(have), 2, figsize=(11, 2.6 * len(have)), squeeze=False)
+    for i, a in enumerate(have):
+        m = _ds(tree, f"{a}/motion")
+        sh = m["rigid_shift"].values
+        ax = axes[i, 0]
+        ax.plot(sh[:, 0], lw=0.7, label="y")
+        ax.plot(sh[:, 1], lw=0.7, label="x")
+        ax.set(title=f"{a}: rigid shifts", xlabel="frame", ylabel="px")
+        ax.legend(fontsize=7)
+        before, after = m.attrs.get("crispness_before", np.nan), m.attrs.get("crispness_after", np.nan)
+        axes[i, 1].bar(["before", "after"], [before, after], color=["#aaa", "#2ca02c"])
+        axes[i, 1].set(title=f"{a}: mean-image crispness")
+    fig.tight_layout()
+    r.figure(fig, "motion", "Rigid shifts per frame and mean-image crispness before/after registration.")
+
+
+def _footprint_image(rois: xr.Dataset, shape, cell_type=None):
+    img = np.full(shape + (4,), 0.0)
+    w = rois["pix_weight"].values
+    n = rois["pix_neuron"].values.astype(int)
+    y, x = rois["pix_y"].values.astype(int), rois["pix_x"].values.astype(int)
+    best = np.zeros(shape)
+    for j in np.argsort(w):   # heavier pixels drawn last win overlaps
+        t = cell_type[n[j]] if cell_type is not None else "unknown"
+        rgba = matplotlib.colors.to_rgba(TYPE_COLOURS.get(t, "#7f7f7f"), 0.55)
+        if w[j] >= best[y[j], x[j]]:
+            best[y[j], x[j]] = w[j]
+            img[y[j], x[j]] = rgba
+    return img
+
+
+def _rois(r: _Report, tree):
+    r.section("ROIs and cell types")
+    have = [a for a in ANIMALS if _has(tree, f"{a}/rois")]
+    if not have:
+        r.note("The extraction stage has not run.")
+        return
+    fig, axes = plt.subplots(2, len(have), figsize=(5 * len(have), 8.5), squeeze=False)
+    for i, a in enumerate(have):
+        rois = _ds(tree, f"{a}/rois")
+        mean = rois["mean_image"].values
+        ct = _ds(tree, f"{a}/celltypes")["cell_type"].values if _has(tree, f"{a}/celltypes") else None
+        ax = axes[0, i]
+        ax.imshow(mean, cmap="gray")
+        ax.imshow(_footprint_image(rois, mean.shape, ct))
+        counts = {t: int(np.sum(ct == t)) for t in TYPE_COLOURS} if ct is not None else {}
+        ax.set_title(f"{a}: {rois.sizes['neuron']} ROIs " + " ".join(f"{t[:4]}={c}" for t, c in counts.items() if c))
+        ax.axis("off")
+        ax = axes[1, i]
+        prob = rois["iscell_prob"].values
+        ax.hist(prob, bins=np.linspace(0, 1, 21), color="#555")
+        ax.set(title=f"{a}: classifier probability", xlabel="P(cell)", ylabel="ROIs")
+    fig.tight_layout()
+    r.figure(fig, "rois", "Mean image with ROI footprints coloured by cell type (red GABAergic, blue glutamatergic, "
+                          "grey unknown); classifier-probability histograms.")
+    rows = []
+    for a in have:
+        if _has(tree, f"{a}/celltypes"):
+            c = _ds(tree, f"{a}/celltypes")
+            src = {str(s) for s in np.unique(c["cell_type_source"].values)}
+            low = int(np.sum(c["cell_type_confidence"].values < 0.8))
+            rows.append(f"<tr><td>{a}</td><td>{', '.join(sorted(src))}</td><td>{low}</td></tr>")
+    if rows:
+        r.html("<table><tr><th>animal</th><th>label source</th><th>ROIs with confidence &lt; 0.8</th></tr>"
+               + "".join(rows) + "</table>")
+
+
+def _activity(r: _Report, tree):
+    r.section("Activity and behaviour")
+    have = [a for a in ANIMALS if _has(tree, f"{a}/activity")]
+    if not have:
+        r.note("The align stage has not run.")
+        return
+    fig, axes = plt.subplots(2 * len(have), 1, figsize=(11, 4.2 * len(have)), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1] * len(have)})
+    for i, a in enumerate(have):
+        act = _ds(tree, f"{a}/activity")["activity"]
+        z = act.values
+        z = (z - np.nanmean(z, 1, keepdims=True)) / (np.nanstd(z, 1, ddof=1, keepdims=True) + 1e-12)
+        ct = act["cell_type"].values if "cell_type" in act.coords else np.array(["unknown"] * z.shape[0])
+        order = np.argsort(ct, kind="stable")
+        t = act["time"].values
+        ax = axes[2 * i, 0]
+        ax.imshow(z[order], aspect="auto", cmap="magma", vmin=-1, vmax=3,
+                  extent=(t[0], t[-1], z.shape[0], 0), interpolation="nearest")
+        edges = np.flatnonzero(ct[order][1:] != ct[order][:-1]) + 1
+        for e in edges:
+            ax.axhline(e, color="w", lw=0.8)
+        ax.set(title=f"{a}: z-scored activity, sorted by cell type ({', '.join(np.unique(ct))})", ylabel="neuron")
+        ax = axes[2 * i + 1, 0]
+        if _has(tree, f"{a}/behavior"):
+            b = _ds(tree, f"{a}/behavior")
+            names = [str(x) for x in b["behavior"].values]
+            lanes = []
+            for role in ("self", "partner"):
+                if role in b:
+                    for j, n in enumerate(names):
+                        v = b[role].values[j].astype(bool)
+                        if v.any():
+                            lanes.append((f"{role}:{n}", v))
+            for k, (lab, v) in enumerate(lanes[:16]):
+                ax.fill_between(b["time"].values, k, k + 0.8, where=v, step="mid",
+                                color="#d62728" if lab.startswith("self") else "#1f77b4")
+            ax.set_yticks(np.arange(len(lanes[:16])) + 0.4, [l for l, _ in lanes[:16]], fontsize=6)
+            ax.set_xlim(t[0], t[-1])
+        ax.set(xlabel="time (s, master clock)")
+    fig.tight_layout()
+    r.figure(fig, "activity", "Raster of z-scored activity per animal with its own (red) and partner's (blue) "
+                              "behaviour bouts on the common clock.")
+    if _has(tree, "clock"):
+        c = _ds(tree, "clock")
+        r.html("<pre>" + html.escape(str(c)) + "</pre>")
+
+
+def _subspace(r: _Report, tree):
+    r.section("Shared subspace")
+    if not _has(tree, "subspace"):
+        r.note("The subspace stage has not run.")
+        return
+    s = _ds(tree, "subspace")
+    K = int(s.attrs.get("K", s.attrs.get("n_shared", -1)))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    dims = np.arange(1, s.sizes.get("dim", len(s["cov"])) + 1)
+    nshow = min(len(dims), max(10, K + 5))
+    for ax, stat in zip(axes[:2], ("cov", "r")):
+        if stat in s:
+            ax.plot(dims[:nshow], s[stat].values[:nshow], "o-", label="observed")
+            th = f"{stat}_threshold"
+            if th in s:
+                ax.plot(dims[:nshow], s[th].values[:nshow], "k--", label="97.5% surrogate")
+            ax.axvline(K + 0.5, color="g", lw=1)
+            ax.set(xlabel="dimension k", title=f"{stat}_k (K = {K})")
+            ax.legend(fontsize=7)
+    ax = axes[2]
+    drew = False
+    if _has(tree, "subspace/by_cell_type"):
+        b = _ds(tree, "subspace/by_cell_type")
+        var = next((v for v in b.data_vars if "fraction" in v), None)
+        if var is not None and "cell_type" in b[var].dims:
+            data, labels = [], []
+            for ct in b["cell_type"].values:
+                sel = b[var].sel(cell_type=ct)
+                vals = sel.values.ravel()
+                vals = vals[np.isfinite(vals)]
+                if vals.size:
+                    data.append(vals)
+                    labels.append(str(ct))
+            if data:
+                ax.boxplot(data, labels=labels)
+                ax.set(title="shared-variance fraction, count-matched", ylabel="fraction")
+                drew = True
+    if not drew:
+        fr = [float(_ds(tree, f"subspace/{a}").get("shared_variance_fraction", np.nan))
+              if _has(tree, f"subspace/{a}") else np.nan for a in ANIMALS]
+        ax.bar(ANIMALS, fr)
+        ax.set(title="shared-variance fraction", ylabel="fraction")
+    fig.tight_layout()
+    r.figure(fig, "subspace", "Per-dimension covariance and correlation against the surrogate thresholds; "
+                              "shared-variance fraction by cell type (neuron-count matched).")
+    proj = [(a, _ds(tree, f"subspace/{a}")) for a in ANIMALS if _has(tree, f"subspace/{a}")]
+    proj = [(a, d[v]) for a, d in proj for v in d.data_vars if v.startswith("projection") and "time" in d[v].dims]
+    if proj:
+        fig, ax = plt.subplots(figsize=(11, 2.6))
+        for a, p in proj:
+            v = p.isel({d: 0 for d in p.dims if d != "time"}).values
+            ax.plot(p["time"].values, (v - np.nanmean(v)) / (np.nanstd(v) + 1e-12), lw=0.7, label=a)
+        ax.set(xlabel="time (s)", title="first shared dimension: projections of A and B")
+        ax.legend()
+        r.figure(fig, "subspace_projection", "Projections of both animals onto the first shared dimension.")
+
+
+def _encoding(r: _Report, tree):
+    r.section("Encoding")
+    have = [a for a in ANIMALS if _has(tree, f"encoding/{a}")]
+    if not have:
+        r.note("The encoding stage has not run.")
+        return
+    fig, axes = plt.subplots(1, len(have), figsize=(6 * len(have), 3.4), squeeze=False)
+    for i, a in enumerate(have):
+        e = _ds(tree, f"encoding/{a}")
+        cls = e["class"] if "class" in e else None
+        ax = axes[0, i]
+        if cls is None or "role" not in cls.dims:
+            ax.set_title(f"{a}: no class variable")
+            continue
+        ct = cls["cell_type"].values if "cell_type" in cls.coords else np.array(["all"] * cls.sizes["neuron"])
+        types = list(np.unique(ct))
+        width = 0.8 / max(1, 2 * len(types))
+        for j, role in enumerate(cls["role"].values):
+            c = cls.sel(role=role)
+            enc = (c != "none").any([d for d in c.dims if d != "neuron"]).values
+            for k, t in enumerate(types):
+                m = ct == t
+                ax.bar(j + (k - len(types) / 2) * width * 2, enc[m].mean() if m.any() else np.nan, width * 2,
+                       color=TYPE_COLOURS.get(t, "#777"), label=t if j == 0 else None)
+        ax.set_xticks(range(cls.sizes["role"]), [str(x) for x in cls["role"].values])
+        ax.set(title=f"{a}: fraction of neurons encoding any behaviour", ylabel="fraction")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    r.figure(fig, "encoding", "Fraction of self- and partner-encoding neurons by cell type.")
+
+
+def _decoding(r: _Report, tree):
+    r.section("Decoders")
+    if not _has(tree, "decoding"):
+        r.note("The decoding stage has not run.")
+        return
+    d = _ds(tree, "decoding")
+    acc = d.get("accuracy")
+    if acc is None or "time_bin" not in acc.dims:
+        r.note("No accuracy over time in the decoding group.")
+        return
+    others = [x for x in acc.dims if x != "time_bin"]
+    combos = acc.stack(c=others).transpose("c", "time_bin") if others else acc.expand_dims(c=[0])
+    n = combos.sizes["c"]
+    ncol = min(4, n)
+    nrow = int(np.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.7 * nrow), squeeze=False)
+    tb = acc["time_bin"].values
+    for i in range(n):
+        ax = axes.flat[i]
+        sel = {k: combos["c"].values[i][j] for j, k in enumerate(others)} if others else {}
+        a = acc.sel(sel).values
+        ax.plot(tb, a, "k", lw=1)
+        if "null_mean" in d and "null_hi" in d:
+            lo = d["null_lo"].sel(sel).values if "null_lo" in d else None
+            ax.plot(tb, d["null_mean"].sel(sel).values, color="#999", lw=0.8)
+            if lo is not None:
+                ax.fill_between(tb, lo, d["null_hi"].sel(sel).values, color="#ccc", alpha=0.6)
+        if "significant" in d:
+            sig = d["significant"].sel(sel).values.astype(bool)
+            ax.plot(tb[sig], np.full(sig.sum(), 1.02), "r_", ms=6)
+        ax.axvline(0, color="g", lw=0.6)
+        ax.set_ylim(0.2, 1.05)
+        ax.set_title(" ".join(str(v) for v in sel.values()), fontsize=7)
+    for j in range(n, nrow * ncol):
+        axes.flat[j].axis("off")
+    fig.tight_layout()
+    r.figure(fig, "decoding", "Decoding accuracy around events against the surrogate null (mean and 95% band); "
+                              "red marks bins in significant clusters.")
+
+
+def _provenance(r: _Report, out: Path):
+    r.section("Provenance and warnings")
+    rows, warn = [], []
+    for name in sorted(p.name for p in (out / "stages").iterdir() if not p.name.startswith(".")):
+        rec = json.loads((out / "stages" / name / "done.json").read_text())
+        v = rec.get("versions", {})
+        rows.append(f"<tr><td>{name}</td><td>{html.escape(rec.get('status', ''))}</td><td>{rec.get('time', '')}</td>"
+                    f"<td><pre>{html.escape(json.dumps(rec.get('config', {}), indent=1))}</pre></td>"
+                    f"<td><pre>{html.escape(json.dumps(rec.get('inputs', {}), indent=1))}</pre></td>"
+                    f"<td>{html.escape(', '.join(f'{k} {x}' for k, x in v.items() if k != 'platform'))}</td></tr>")
+        warn += [f"{name}: {w}" for w in rec.get("warnings", [])]
+    r.html("<table><tr><th>stage</th><th>status</th><th>time</th><th>config</th><th>inputs</th><th>versions</th></tr>"
+           + "".join(rows) + "</table>")
+    r.html("<h3>Warnings</h3>" + ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warn) + "</ul>"
+                                  if warn else "<p>None.</p>"))
+
+
+SECTIONS = (_motion, _rois, _activity, _subspace, _encoding, _decoding)
+
+
+def write_report(out: str | Path, fmt: str = "png", dpi: int = 100) -> Path:
+    """Write OUT/report/report.html (self-contained) and OUT/report/figures/*. Returns the HTML path."""
+    out = Path(out)
+    meta = dataset.read_root(out)
+    tree = dataset.load(out)
+    r = _Report(out, fmt, dpi)
+    for f in SECTIONS:
+        try:
+            f(r, tree)
+        except Exception as exc:  # a broken figure must not hide the rest of the report
+            r.note(f"This section could not be drawn: {type(exc).__name__}: {exc}")
+    _provenance(r, out)
+    path = out / "report" / "report.html"
+    dataset.atomic_write_text(path, r.render(f"interbrain report: pair {meta['pair']}"))
+    return path
