@@ -61,6 +61,17 @@ def _cmd_run(args) -> int:
     return 0 if not any(v.startswith("failed") for v in status.values()) else 1
 
 
+def _cmd_batch(args) -> int:
+    from .batch import run_batch
+    stages = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
+    summary = Path(args.summary) if args.summary else Path(args.out_root or ".") / "batch_summary.csv"
+    table = run_batch(args.sessions, scheduler=args.scheduler, workers=args.workers, out_root=args.out_root,
+                      stages=stages, summary_path=summary)
+    print(table.drop(columns="traceback").to_string(index=False))
+    print(f"summary: {summary}")
+    return 0 if (table["status"].str.startswith("ok")).all() else 1
+
+
 def _cmd_report(args) -> int:
     from .report import write_report
     path = write_report(args.result)
@@ -84,7 +95,7 @@ def _cmd_params(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="interbrain", description=__doc__.split(":")[0] + ": two brains, one analysis.")
+    p = argparse.ArgumentParser(prog="interbrain", description="interbrain: calcium imaging of two interacting animals, two brains in one analysis.")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -114,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     q.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("batch", help="run many pair sessions on dask.distributed (local cluster or --scheduler)")
+    q.add_argument("sessions", nargs="+", help="session TOML files")
+    q.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
+    q.add_argument("--workers", type=int, default=2, help="local workers (single-threaded each) when no --scheduler")
+    q.add_argument("--out-root", default=None, help="write each result to OUT_ROOT/<session name>")
+    q.add_argument("--stages", default=None, help="comma-separated stages (default: all)")
+    q.add_argument("--summary", default=None, help="summary CSV (default: OUT_ROOT/batch_summary.csv)")
+    q.set_defaults(func=_cmd_batch)
 
     q = sub.add_parser("report", help="write the HTML report of a result folder")
     q.add_argument("result")
