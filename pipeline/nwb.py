@@ -161,3 +161,154 @@ def read_nwb_animal(path: str | Path) -> dict:
         return {"masks": masks, "traces": traces, "frame_time": frame_time,
                 "rois": table.drop(columns="image_mask"), "behavior": beh, "notes": json.loads(nwb.notes),
                 "subject": {"id": nwb.subject.subject_id, "genotype": nwb.subject.genotype}}
+
+
+# ---------------------------------------------------------------------------------------------- NWB in
+
+def read_segmentation(path: str | Path) -> tuple | None:
+    """Existing ROIs and traces of an NWB file, in the dataset's layout, or None when it has none.
+
+    Returns (rois, traces): rois as `/A/rois` (COO footprint pixels, roi_id, iscell_prob, is_cell, mean_image),
+    traces as `/A/traces` (F, Fneu, dff, spikes (neuron, frame) where present; frame_time in s).
+    """
+    import xarray as xr
+    from pynwb import NWBHDF5IO
+    with NWBHDF5IO(str(path), "r") as io:
+        nwb = io.read()
+        ps = None
+        for mod in nwb.processing.values():
+            for iface in mod.data_interfaces.values():
+                if type(iface).__name__ == "ImageSegmentation" and iface.plane_segmentations:
+                    ps = next(iter(iface.plane_segmentations.values()))
+        if ps is None:
+            return None
+        if "image_mask" in ps.colnames:
+            masks = np.stack([np.asarray(m) for m in ps["image_mask"][:]]).astype(np.float32)
+        elif "pixel_mask" in ps.colnames:
+            raise ValueError(f"{path}: PlaneSegmentation uses pixel_mask; give image_mask (dense) for now")
+        else:
+            raise ValueError(f"{path}: PlaneSegmentation has neither image_mask nor pixel_mask")
+        n, Y, X = masks.shape
+        nz = np.nonzero(masks)
+        cols = set(ps.colnames)
+        roi_id = np.asarray(ps["roi_id"][:]) if "roi_id" in cols else np.arange(n)
+        prob = np.asarray(ps["iscell_prob"][:], float) if "iscell_prob" in cols else np.ones(n)
+        is_cell = np.asarray(ps["is_cell"][:], bool) if "is_cell" in cols else np.ones(n, bool)
+        series = {}
+        for mod in nwb.processing.values():
+            for iface in mod.data_interfaces.values():
+                if type(iface).__name__ in ("Fluorescence", "DfOverF"):
+                    for name, s in iface.roi_response_series.items():
+                        series[name] = s
+        if not series:
+            raise ValueError(f"{path}: has ROIs but no Fluorescence or DfOverF traces")
+        first = next(iter(series.values()))
+        T = first.data.shape[0]
+        ft = (np.asarray(first.timestamps[:]) if first.timestamps is not None
+              else first.starting_time + np.arange(T) / first.rate)
+        rename = {"RoiResponseSeries": "F", "Deconvolved": "spikes", "DfOverF": "dff"}
+        data = {}
+        for name, s in series.items():
+            arr = np.asarray(s.data[:], np.float32)
+            if arr.shape != (T, n):
+                raise ValueError(f"{path}: series {name!r} has shape {arr.shape}; expected (frames={T}, rois={n})")
+            data[rename.get(name, name)] = (("neuron", "frame"), arr.T)
+        mean = masks.max(0)
+        rois = xr.Dataset({"pix_neuron": ("pixel", nz[0].astype(np.int32)), "pix_y": ("pixel", nz[1].astype(np.int32)),
+                           "pix_x": ("pixel", nz[2].astype(np.int32)), "pix_weight": ("pixel", masks[nz]),
+                           "roi_id": ("neuron", roi_id.astype(np.int64)), "iscell_prob": ("neuron", prob),
+                           "is_cell": ("neuron", is_cell),
+                           "centroid_y": ("neuron", np.array([np.average(np.nonzero(m)[0], weights=m[m > 0]) for m in masks])),
+                           "centroid_x": ("neuron", np.array([np.average(np.nonzero(m)[1], weights=m[m > 0]) for m in masks])),
+                           "mean_image": (("y", "x"), mean)}, attrs={"source": f"NWB segmentation of {Path(path).name}"})
+        traces = xr.Dataset(data, coords={"frame_time": ("frame", ft, {"units": "s"})},
+                            attrs={"source": f"NWB traces of {Path(path).name}"})
+        return rois, traces
+
+
+def _imaging_series(nwb):
+    for s in nwb.acquisition.values():
+        if type(s).__name__ in ("TwoPhotonSeries", "OnePhotonSeries"):
+            return s
+    return None
+
+
+def describe_nwb(path: str | Path) -> dict:
+    """What an NWB file offers the pipeline: subject, raw series, segmentation, behaviour, timestamps."""
+    from pynwb import NWBHDF5IO
+    with NWBHDF5IO(str(path), "r") as io:
+        nwb = io.read()
+        raw = _imaging_series(nwb)
+        seg = any(type(i).__name__ == "ImageSegmentation" for m in nwb.processing.values()
+                  for i in m.data_interfaces.values())
+        intervals = [n for n in (nwb.intervals or {}) if n not in ("trials", "epochs", "invalid_times")]
+        subj = nwb.subject
+        return {"path": str(path), "session_id": nwb.session_id, "start": nwb.session_start_time.isoformat(),
+                "subject_id": subj.subject_id if subj else None, "genotype": (subj.genotype if subj else "") or "",
+                "sex": (subj.sex if subj else "U") or "U",
+                "raw": None if raw is None else {"name": raw.name, "type": type(raw).__name__,
+                                                 "shape": tuple(raw.data.shape),
+                                                 "rate": raw.rate, "has_timestamps": raw.timestamps is not None},
+                "segmentation": seg, "intervals": intervals}
+
+
+def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, name: str | None = None) -> tuple[Path, list[str]]:
+    """Write a pair session (session.toml + timestamps and behaviour CSVs) from two NWB files.
+
+    Returns (session.toml path, list of what the session still lacks). Raw series are read lazily from the
+    NWB files; existing segmentation is used when present (extraction is then skipped).
+    """
+    import tomli_w
+    from pynwb import NWBHDF5IO
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    missing, animals, beh_rows = [], {}, []
+    genotype_known = None
+    for a, path in (("A", nwb_a), ("B", nwb_b)):
+        info = describe_nwb(path)
+        with NWBHDF5IO(str(path), "r") as io:
+            nwb = io.read()
+            raw = _imaging_series(nwb)
+            if raw is not None:
+                T = raw.data.shape[0]
+                ts = (np.asarray(raw.timestamps[:]) if raw.timestamps is not None
+                      else (raw.starting_time or 0.0) + np.arange(T) / raw.rate)
+            elif info["segmentation"]:
+                rois_traces = read_segmentation(path)
+                ts = rois_traces[1]["frame_time"].values
+            else:
+                raise ValueError(f"{path}: no TwoPhotonSeries/OnePhotonSeries in acquisition and no "
+                                 "ImageSegmentation: nothing to analyse")
+            for iv in info["intervals"]:
+                df = nwb.intervals[iv].to_dataframe()
+                label_col = next((c for c in ("behavior", "label", "behaviour", "name") if c in df.columns), None)
+                for _, row in df.iterrows():
+                    who = row.get("animal", a) if "role" not in df.columns else (
+                        a if row["role"] == "self" else ("B" if a == "A" else "A"))
+                    beh_rows.append((who, str(row[label_col]) if label_col else iv,
+                                     float(row["start_time"]), float(row["stop_time"])))
+        pd.DataFrame({"frame": np.arange(len(ts)), "time_s": ts}).to_csv(outdir / f"{a}_timestamps.csv", index=False)
+        sex = info["sex"] if info["sex"] in ("F", "M") else "unknown"
+        genotype = "" if info["genotype"] in ("", "pan-neuronal") else info["genotype"]
+        animals[a] = {"id": info["subject_id"] or f"animal_{a}", "sex": sex, "genotype": genotype,
+                      "modality": "1p" if info["raw"] and info["raw"]["type"] == "OnePhotonSeries" else "2p",
+                      "raw": [str(Path(path).resolve())], "raw_format": "nwb", "timestamps": f"{a}_timestamps.csv"}
+        if info["raw"] is None:
+            missing.append(f"{a}: no raw imaging series (using the file's segmentation and traces)")
+        if not info["segmentation"] and info["raw"] is None:
+            missing.append(f"{a}: neither raw movie nor ROIs")
+        genotype_known = genotype_known or bool(genotype)
+    doc = {"session": {"name": name or Path(outdir).name, "output_dir": "results"}, "animals": animals}
+    if beh_rows:
+        beh = pd.DataFrame(sorted(set(beh_rows)), columns=["animal", "behavior", "start", "stop"])
+        beh.to_csv(outdir / "behavior.csv", index=False)
+        doc["annotations"] = [{"path": "behavior.csv", "format": "csv", "clock": "nwb",
+                               "subjects": {"A": "A", "B": "B"}}]
+        doc["clocks"] = {"nwb": {"offset_s": 0.0}}
+    else:
+        missing.append("behaviour: no TimeIntervals in either file (behaviour-dependent analyses are skipped)")
+    if not genotype_known:
+        missing.append("cell types: no genotype in the NWB subjects; add [animals.X] genotype or structural")
+    path = outdir / "session.toml"
+    dataset.atomic_write_text(path, tomli_w.dumps(doc))
+    return path, missing
