@@ -36,7 +36,7 @@ ANNOTATIONS = Section("annotations", "A behaviour annotation file: one [[annotat
     Param("clock", "video", str, "Name of the clock (a [clocks.NAME] table) the file's times are on."),
     Param("subjects", {}, dict, "Map from the file's subject names to the animals, e.g. {mouse1 = 'A', mouse2 = 'B'}."),
     Param("animal", "", str, "For single-animal files: the animal the file describes.", choices=("", "A", "B")),
-    Param("options", {}, dict, "Format-specific options (column names, thresholds); see docs/behavior.md."),
+    Param("options", {}, dict, "Format-specific options (column names, thresholds); see docs/behavior_formats.md."),
 ), kind="array")
 
 CLOCK = Section("clock", "A non-imaging stream's clock: [clocks.NAME].", (
@@ -47,6 +47,6 @@ CLOCK = Section("clock", "A non-imaging stream's clock: [clocks.NAME].", (
 ), kind="clocks")
 
 TASK = Section("task", "Cooperation-task log of both animals.", (
-    Param("log", "", "path", "Task log CSV (time_s, animal, event); see docs/behavior.md."),
+    Param("log", "", "path", "Task log CSV (time_s, animal, event); see docs/behavior_formats.md."),
     Param("clock", "task", str, "Clock of the log's times."),
 ))
