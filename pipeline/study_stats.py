@@ -1,0 +1,144 @@
+"""Pair-level statistics for a study (METHODS.md section 8).
+
+The unit of replication is the pair (and the animal nested in it), never the
+neuron. `compare(table, value, factor)` aggregates to one number per unit,
+then tests the factor by an exact/Monte-Carlo permutation across units, and,
+when units repeat within pairs, a mixed-effects model (statsmodels MixedLM,
+pair as a random intercept). Effect sizes come with bootstrap intervals over
+units, and every result carries the number of pairs and animals behind it.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Comparison:
+    value: str
+    factor: str
+    levels: tuple[str, str]
+    unit: str
+    n_units: tuple[int, int]
+    n_pairs: int
+    n_animals: int
+    mean: tuple[float, float]
+    effect: float               # mean(level 0) - mean(level 1), on unit means
+    ci: tuple[float, float]     # 95% bootstrap interval of the effect over units
+    hedges_g: float
+    p_permutation: float
+    p_mixedlm: float | None
+    note: str = ""
+
+    def as_row(self) -> dict:
+        d = asdict(self)
+        for k in ("levels", "n_units", "mean", "ci"):
+            a, b = d.pop(k)
+            d[f"{k}_0"], d[f"{k}_1"] = a, b
+        return d
+
+
+def unit_means(table: pd.DataFrame, value: str, factor: str, unit: str) -> pd.DataFrame:
+    """One row per (unit, factor level): the mean of `value` (NaN rows dropped)."""
+    t = table.dropna(subset=[value])
+    keys = [unit, factor] + (["pair"] if unit != "pair" and "pair" in t.columns else [])
+    return t.groupby(keys, as_index=False)[value].mean()
+
+
+def _perm_p(x: np.ndarray, y: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided permutation p of the difference of means; exact when the relabelings are few."""
+    obs = abs(x.mean() - y.mean())
+    pooled = np.concatenate([x, y])
+    n, k = len(pooled), len(x)
+    combos = None
+    from math import comb
+    if comb(n, k) <= n_perm:
+        combos = itertools.combinations(range(n), k)
+        stats = []
+        for c in combos:
+            m = np.zeros(n, bool)
+            m[list(c)] = True
+            stats.append(abs(pooled[m].mean() - pooled[~m].mean()))
+        stats = np.array(stats)
+        return float(np.mean(stats >= obs - 1e-12))
+    stats = np.empty(n_perm)
+    for i in range(n_perm):
+        p = rng.permutation(n)
+        stats[i] = abs(pooled[p[:k]].mean() - pooled[p[k:]].mean())
+    return float((np.sum(stats >= obs - 1e-12) + 1) / (n_perm + 1))
+
+
+def _hedges_g(x, y) -> float:
+    nx, ny = len(x), len(y)
+    if nx < 2 or ny < 2:
+        return float("nan")
+    s = np.sqrt(((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2))
+    d = (x.mean() - y.mean()) / s if s > 0 else float("nan")
+    return float(d * (1 - 3 / (4 * (nx + ny) - 9)))
+
+
+def _mixedlm_p(table: pd.DataFrame, value: str, factor: str, levels) -> float | None:
+    """p of the factor in value ~ factor + (1 | pair) over animal means; None when it cannot be fit."""
+    import statsmodels.formula.api as smf
+    t = table.dropna(subset=[value])
+    t = t[t[factor].isin(levels)].copy()
+    if t["pair"].nunique() < 3 or t.groupby("pair").size().max() < 2:
+        return None
+    t["_x"] = (t[factor] == levels[0]).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit = smf.mixedlm(f"Q('{value}') ~ _x", t, groups=t["pair"]).fit(reml=True)
+            return float(fit.pvalues["_x"])
+        except Exception:
+            return None
+
+
+def compare(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str] | None = None,
+            unit: str = "pair", n_perm: int = 10000, n_boot: int = 2000, random_state: int = 0) -> Comparison:
+    """Compare `value` between two levels of `factor` with `unit` ('pair' or 'animal') as the replicate.
+
+    table: tidy, one row per measurement, with columns `pair`, `animal` (unique within the study, e.g.
+    'pair03/A'), `factor` and `value`. Rows are first averaged within unit x level.
+    """
+    rng = np.random.default_rng(random_state)
+    if levels is None:
+        lv = sorted(table[factor].dropna().unique())
+        if len(lv) != 2:
+            raise ValueError(f"factor {factor!r} has levels {lv}; give exactly two with levels=")
+        levels = (lv[0], lv[1])
+    um = unit_means(table, value, factor, unit)
+    x = um.loc[um[factor] == levels[0], value].to_numpy(float)
+    y = um.loc[um[factor] == levels[1], value].to_numpy(float)
+    note = ""
+    if len(x) < 2 or len(y) < 2:
+        note = f"too few {unit}s for a test ({len(x)} vs {len(y)})"
+        p = float("nan")
+    else:
+        p = _perm_p(x, y, n_perm, rng)
+    boots = np.array([rng.choice(x, len(x)).mean() - rng.choice(y, len(y)).mean() for _ in range(n_boot)]) \
+        if len(x) and len(y) else np.array([np.nan])
+    sub = table[table[factor].isin(levels)].dropna(subset=[value])
+    return Comparison(
+        value=value, factor=factor, levels=tuple(levels), unit=unit, n_units=(len(x), len(y)),
+        n_pairs=int(sub["pair"].nunique()), n_animals=int(sub["animal"].nunique()) if "animal" in sub else 0,
+        mean=(float(x.mean()) if len(x) else np.nan, float(y.mean()) if len(y) else np.nan),
+        effect=float(x.mean() - y.mean()) if len(x) and len(y) else np.nan,
+        ci=(float(np.nanpercentile(boots, 2.5)), float(np.nanpercentile(boots, 97.5))),
+        hedges_g=_hedges_g(x, y), p_permutation=p, note=note,
+        # animals (not neurons) are the rows of the mixed model; pair is the random intercept
+        p_mixedlm=_mixedlm_p(unit_means(table, value, factor, "animal") if "animal" in table else table,
+                             value, factor, levels))
+
+
+def neuron_level_p(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str]) -> float:
+    """The pseudo-replicated test a study must not use: Mann-Whitney over neurons. Kept to show the contrast."""
+    from scipy.stats import mannwhitneyu
+    t = table.dropna(subset=[value])
+    a = t.loc[t[factor] == levels[0], value]
+    b = t.loc[t[factor] == levels[1], value]
+    return float(mannwhitneyu(a, b).pvalue)
