@@ -24,10 +24,12 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction.", (
     Param("max_binned_frames", 5000, int, "Upper bound on frames suite2p's detection keeps in memory (sets its bin size).", range=(100, 1000000)),
 ), stage="extraction")
 
-CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6).", (
-    Param("method", "mixture", str, "Structural-channel classifier: a two-component mixture on the score, or a fixed threshold.", choices=("mixture", "threshold")),
-    Param("threshold", 0.5, float, "Score threshold for method = 'threshold' (reporter contrast).", range=(None, None)),
-    Param("surround_px", 6, int, "Width of the surround ring for the reporter contrast.", unit="px", range=(1, 100)),
+CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6; docs/celltypes.md).", (
+    Param("method", "mixture", str, "Structural-channel classifier: a two-component Gaussian mixture on the reporter score, or a fixed threshold.", choices=("mixture", "threshold")),
+    Param("threshold", 0.65, float, "Reporter-score cut for method = 'threshold'; score = inside / (inside + surround), 0.5 = as bright as the surround (suite2p's chan2_thres is 0.65).", range=(0.0, 1.0)),
+    Param("threshold_width", 0.03, float, "method = 'threshold': width of the logistic that turns the distance to the threshold into a confidence.", range=(1e-6, 1.0)),
+    Param("surround_px", 6, int, "Width of the surround ring (beyond a 1 px guard band; other ROIs' pixels excluded).", unit="px", range=(1, 100)),
+    Param("dark_level", 0.0, float, "Offset of the structural image (e.g. PMT/camera dark level), subtracted before the reporter score; matters for method = 'threshold'.", unit="counts"),
     Param("min_confidence", 0.8, float, "Labels below this confidence become 'unknown'.", range=(0.0, 1.0)),
 ), stage="celltypes")
 
@@ -37,6 +39,7 @@ BEHAVIOR = Section("behavior", "Import annotations and derive task events.", (
     Param("repair_unpaired", False, bool, "Close unpaired BORIS START events at the file end instead of failing (reported)."),
     Param("behaviors", [], list, "Behaviour labels that may appear; empty accepts every label in the files.", item_type=str),
     Param("derived", {}, dict, "Derived behaviours: name -> list of behaviours OR-ed, e.g. {social = ['sniff', 'follow']}."),
+    Param("sync_tolerance_s", 0.05, float, "Largest allowed residual of a sync-pulse clock fit; a larger one is an error (missed or extra pulse).", unit="s", range=(0.0, 10.0)),
 ), stage="behavior")
 
 ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHODS.md section 7).", (
@@ -50,36 +53,51 @@ ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHO
 
 SUBSPACE = Section("subspace", "Shared/unique inter-brain subspaces by PLSC (METHODS.md section 2).", (
     Param("n_surrogates", 2000, int, "Circular-shift surrogates of animal B.", range=(1, 100000)),
-    Param("lag_s", 4.0, float, "Guard lag: shifts are uniform on [1+floor(lag/2), T-lag+floor(lag/2)] frames (reference: 60 frames at 15 Hz).", unit="s", range=(0.0, 3600.0)),
-    Param("percentile", 97.5, float, "Rank of the surrogate threshold (round(p/100 * n)).", range=(50.0, 100.0)),
-    Param("detrend_s", 0.0, float, "High-pass (detrend) window before PLSC; 0 = off (reference).", unit="s", range=(0.0, 3600.0)),
-    Param("regress_behavior", False, bool, "Run PLSC on residuals after regressing out both animals' behaviour."),
-    Param("by_cell_type", True, bool, "Also run per cell type with neuron-count matching."),
+    Param("lag_s", 4.0, float, "Guard lag: shifts are uniform on [1+floor(lag/2), T-lag+floor(lag/2)] frames, lag = round(lag_s / bin) (reference: 60 frames at 15 Hz).", unit="s", range=(0.0, 3600.0)),
+    Param("percentile", 97.5, float, "Rank of the surrogate threshold: 1-based round(p/100 * n) of the ascending null (reference 1950 of 2000).", range=(50.0, 100.0)),
+    Param("null", "full", str, "Surrogate null for every dimension (reference), or 'adaptive': only the leading dimensions needed to decide K (same K; thresholds beyond are NaN).", choices=("full", "adaptive")),
+    Param("nan_bins", "drop", str, "Time bins with NaN (dropped frames) in any neuron of either animal: 'drop' them (the rest is concatenated) or 'interpolate' linearly in time.", choices=("drop", "interpolate")),
+    Param("detrend_s", 0.0, float, "High-pass before PLSC: subtract a running mean of this window; 0 = off (reference).", unit="s", range=(0.0, 3600.0)),
+    Param("regress_behavior", False, bool, "Run PLSC on residuals after regressing out both animals' behaviour indicators (least squares with intercept)."),
+    Param("by_cell_type", True, bool, "Also run per cell type with neuron-count matching (K and shared-variance fraction distributions)."),
     Param("n_subsamples", 20, int, "Repeats of the neuron-count-matched subsampling.", range=(1, 10000)),
+    Param("min_type_neurons", 5, int, "Cell types with fewer neurons are left out of the count-matched comparison.", range=(2, 100000)),
+    Param("cell_type_surrogates", 200, int, "Surrogates per count-matched subsample (threshold rank scaled: round(p/100 * n)).", range=(1, 100000)),
     Param("cv_block_s", 30.0, float, "Block length of the cross-validated shared correlation (>= 30 s).", unit="s", range=(30.0, 3600.0)),
     Param("cv_folds", 5, int, "Folds of the blocked cross-validation.", range=(2, 100)),
 ), stage="subspace")
 
 ENCODING = Section("encoding", "Single-neuron auROC encoding (METHODS.md section 3).", (
-    Param("n_surrogates", 2000, int, "Circular-shift surrogates per behaviour.", range=(1, 100000)),
-    Param("min_shift_s", 4.0, float, "Shifts are uniform on [min_shift+1, L-min_shift] frames (reference: 61..L-60 at 15 Hz).", unit="s", range=(0.0, 3600.0)),
+    Param("n_surrogates", 2000, int, "Circular-shift surrogates per behaviour (one shift sequence per behaviour, shared by all neurons).", range=(1, 100000)),
+    Param("min_shift_s", 4.0, float, "Shifts are uniform on [min_shift+1, L-min_shift] frames, min_shift = round(min_shift_s / bin) (reference: 61..L-60 at 15 Hz).", unit="s", range=(0.0, 3600.0)),
     Param("baseline", "all", str, "Negative frames: all frames, or 'other' (METHODS.md section 3).", choices=("all", "other")),
+    Param("other_label", "other", str, "Behaviour label meaning 'no annotated behaviour', used by baseline = 'other'."),
     Param("alpha", 0.05, float, "Two-sided p cut-off.", range=(0.0, 1.0)),
     Param("fdr", False, bool, "Benjamini-Hochberg FDR across neurons x behaviours instead of the plain cut-off."),
 ), stage="encoding")
 
-DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5).", (
-    Param("window_s", [-3.0, 3.0], list, "Window around each event.", unit="s", item_type=float),
+DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; docs/decoders.md).", (
+    Param("contrasts", ["self:hold vs self:poke", "self:poke vs partner:poke", "self:approach vs partner:approach"], list,
+          "Event contrasts decoded for each animal: 'WHO:BEHAVIOR[@start|stop|mid] vs WHO:BEHAVIOR[@...]', WHO = self, "
+          "partner, A or B (default anchor: bout start). 'hold' events follow the hold rule (hold_guard_s).", item_type=str),
+    Param("hold_guard_s", 1.0, float, "A hold bout is used only when no own poke lies within this time of its anchor.", unit="s", range=(0.0, 3600.0)),
+    Param("window_s", [-3.0, 3.0], list, "Window around each event [start, stop].", unit="s", item_type=float),
     Param("exclusion_s", 15.0, float, "Drop from training every bout starting within this time of the test bout.", unit="s", range=(0.0, 3600.0)),
     Param("min_bouts", 4, int, "Fewest bouts per class; fewer gives 'not enough bouts'.", range=(2, 10000)),
     Param("n_repeats", 50, int, "Class-balancing subsampling repeats.", range=(1, 10000)),
-    Param("n_surrogates", 500, int, "Label-permutation surrogates.", range=(0, 100000)),
-    Param("C", 1.0, float, "SVM regularisation.", range=(1e-9, 1e9)),
-    Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form shrinkage LDA (fast mode).", choices=("svm", "lda")),
-    Param("contrasts", [], list, "Extra contrasts 'eventA:eventB' to decode.", item_type=str),
+    Param("n_surrogates", 500, int, "Label-permutation surrogates (one balanced subsample each).", range=(0, 100000)),
+    Param("C", 1.0, float, "SVM regularisation (LinearSVC C; LDA mode: ridge 1/C).", range=(1e-9, 1e9)),
+    Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form ridge/shrinkage LDA (fast mode).", choices=("svm", "lda")),
+    Param("alpha", 0.05, float, "Family-wise level of the cluster permutation test over time bins.", range=(0.0, 1.0)),
+    Param("conditions", ["full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed"], list,
+          "Feature sets decoded (docs/decoders.md).", item_type=str,
+          choices=("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")),
+    Param("n_subsamples", 5, int, "Draws of the count-matched cell-type subsample and of the random removed dimensions.", range=(1, 1000)),
+    Param("condition_surrogates", 100, int, "Surrogates of each condition other than 'full' (split over its subsamples).", range=(0, 100000)),
+    Param("n_jobs", 2, int, "Parallel workers over surrogates (joblib).", range=(1, 256)),
 ), stage="decoding")
 
-REPORT = Section("report", "HTML report with figures.", (
+REPORT = Section("report", "HTML report with figures, written at the end of `interbrain run`.", (
     Param("format", "png", str, "Figure format.", choices=("png", "svg")),
     Param("dpi", 100, int, "Figure resolution.", range=(30, 600)),
-), stage="report")
+))
