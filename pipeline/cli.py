@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--summary", default=None, help="summary CSV (default: OUT_ROOT/batch_summary.csv)")
     q.set_defaults(func=_cmd_batch)
 
+    from .study import add_study_parser
+    add_study_parser(sub)
+
     q = sub.add_parser("report", help="write the HTML report of a result folder")
     q.add_argument("result")
     q.set_defaults(func=_cmd_report)

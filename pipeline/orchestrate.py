@@ -37,7 +37,7 @@ class Stage:
     params: tuple[str, ...] = ()
     inputs: Callable[[Session, Path], list[str]] | None = None  # (session, out) -> raw files read
     version: str = "1"
-    optional: bool = False   # failure to find its inputs skips it with a warning instead of failing
+    wants: tuple[str, ...] = ()   # soft dependencies: used when they ran, not required (e.g. behaviour)
 
 
 REGISTRY: dict[str, Stage] = {}
@@ -46,10 +46,14 @@ _OWN_CODE = tuple(str(Path(__file__).resolve().parents[1] / p) for p in ("pipeli
 
 
 def stage(name: str, needs: Iterable[str] = (), params: Iterable[str] = (), inputs=None,
-          version: str = "1", optional: bool = False):
-    """Register a stage function. See docs/design.md."""
+          version: str = "1", wants: Iterable[str] = ()):
+    """Register a stage function. See docs/design.md.
+
+    needs: stages whose results this one requires; wants: stages it uses when they produced a result
+    (a skipped wanted stage, e.g. behaviour of a session without annotations, does not skip this one).
+    """
     def deco(func):
-        REGISTRY[name] = Stage(name, func, tuple(needs), tuple(params), inputs, version, optional)
+        REGISTRY[name] = Stage(name, func, tuple(needs), tuple(params), inputs, version, tuple(wants))
         return func
     return deco
 
@@ -72,7 +76,7 @@ def order(stages: dict[str, Stage]) -> list[str]:
             raise RuntimeError(f"stage cycle: {' -> '.join(path + (n,))}")
         if n not in stages:
             raise RuntimeError(f"stage {path[-1] if path else '?'} needs unknown stage {n!r}")
-        for m in stages[n].needs:
+        for m in stages[n].needs + tuple(w for w in stages[n].wants if w in stages):
             visit(m, path + (n,))
         done.add(n)
         out.append(n)
@@ -88,7 +92,7 @@ def downstream(stages: dict[str, Stage], names: set[str]) -> set[str]:
     while changed:
         changed = False
         for s in stages.values():
-            if s.name not in out and out.intersection(s.needs):
+            if s.name not in out and out.intersection(s.needs + s.wants):
                 out.add(s.name)
                 changed = True
     return out
@@ -135,12 +139,12 @@ class StageContext:
 
 
 def _ancestors(stages: dict[str, Stage], name: str) -> list[str]:
-    out, todo = [], list(stages[name].needs)
+    out, todo = [], list(stages[name].needs + stages[name].wants)
     while todo:
         n = todo.pop()
-        if n not in out:
+        if n not in out and n in stages:
             out.append(n)
-            todo += list(stages[n].needs)
+            todo += list(stages[n].needs + stages[n].wants)
     return out
 
 
@@ -249,8 +253,9 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         input_files = [str(p) for p in (st.inputs(session, out) if st.inputs else []) if p]
         input_hashes = {p: provenance.hash_file(p, hashes.data) for p in input_files if Path(p).exists()}
         hashes.save()
-        fp = fingerprint(st, session, input_hashes, {n: fps[n] for n in st.needs})
-        upstream_runs = {n: runs[n] for n in st.needs}
+        used = st.needs + tuple(w for w in st.wants if w in fps)
+        fp = fingerprint(st, session, input_hashes, {n: fps[n] for n in used})
+        upstream_runs = {n: runs[n] for n in used}
         # Up to date: same inputs and parameters, and no upstream result recommitted since.
         if (rec and rec.get("fingerprint") == fp and rec.get("upstream_runs", {}) == upstream_runs
                 and name not in forced):
@@ -263,7 +268,7 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
             continue
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out / "stages"))
         ctx = StageContext(session, out, st, {s: session.params[s] for s in st.params},
-                           tmp / "work", {n: fps[n] for n in st.needs}, show_progress=show_progress,
+                           tmp / "work", {n: fps[n] for n in used}, show_progress=show_progress,
                            registry=stages)
         ctx.workdir.mkdir()
         log.info("stage %s: running", name)

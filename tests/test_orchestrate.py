@@ -123,3 +123,23 @@ def test_load_rejects_non_result_and_old_version(tmp_path):
     (tmp_path / "interbrain.json").write_text(json.dumps({"format": "interbrain-result", "format_version": 0}))
     with pytest.raises(dataset.NotAResultError, match="format version 0"):
         dataset.load(tmp_path)
+
+
+def test_wanted_stage_skipped_does_not_skip_dependent(tmp_path):
+    s = _session(tmp_path)
+
+    def maybe(ctx):
+        raise orchestrate.StageSkipped("no behaviour sources")
+
+    def last(ctx):
+        up = ctx.upstream()
+        assert "A" in up.children and "behavior" not in up.children
+        return xr.DataTree.from_dict({"/last": xr.Dataset({"z": ("time", up["A/first"]["x"].values)})})
+
+    reg = _registry()
+    reg["maybe"] = Stage("maybe", maybe)
+    reg["last"] = Stage("last", last, ("first",), wants=("maybe",))
+    st = orchestrate.run(s, tmp_path / "out", registry=reg, show_progress=False)
+    assert st["maybe"].startswith("skipped") and st["last"] == "ran"
+    st = orchestrate.run(s, tmp_path / "out", registry=reg, show_progress=False)
+    assert st["maybe"].startswith("skipped") and st["last"] == "up to date"
