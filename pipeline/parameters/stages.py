@@ -1,27 +1,28 @@
 """Per-stage settings. Reference defaults follow ../shared/METHODS.md."""
 from .spec import Param, Section
 
-MOTION = Section("motion", "Motion correction with suite2p registration.", (
-    Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid."),
+MOTION = Section("motion", "Motion correction with suite2p registration (docs/imaging.md).", (
+    Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
     Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
-    Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the frame size.", range=(0.0, 0.5)),
+    Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the smaller frame side.", range=(0.0, 0.5)),
     Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation; default 1.15 (2p), 4.0 (1p).", unit="px", range=(0.0, 10.0)),
-    Param("spatial_taper", None, float, "Edge taper; default 3.45 (2p), 50 (1p, suite2p's one-photon value).", unit="px", range=(0.0, 200.0)),
-    Param("highpass_sigma", 10.0, float, "1p only: spatial high-pass (subtract a Gaussian blur of this width) before registration.", unit="px", range=(0.0, 100.0)),
+    Param("spatial_taper", None, float, "Edge taper; default 3.45 (2p), 50 (1p, suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0)),
+    Param("highpass_sigma", 10.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (applied to the raw frames).", unit="px", range=(0.0, 100.0)),
     Param("batch_size", 500, int, "Frames per registration batch (bounds memory).", range=(10, 100000)),
-    Param("bad_frame_corr_z", 4.0, float, "Flag frames whose correlation with the reference is this many robust SDs below the median.", range=(0.0, 100.0)),
+    Param("bad_frame_corr_z", 4.0, float, "Flag frames whose phase-correlation peak with the reference is this many robust SDs (1.4826 MAD) below the median.", range=(0.0, 100.0)),
 ), stage="motion")
 
-EXTRACTION = Section("extraction", "Cell detection and trace extraction.", (
+EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/imaging.md).", (
     Param("engine_2p", "suite2p", str, "Engine for two-photon data.", choices=("suite2p",)),
-    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/extraction.md for the comparison).", choices=("suite2p", "minian", "caiman")),
+    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/imaging.md for the comparison).", choices=("suite2p", "minian", "caiman")),
     Param("diameter", 10, int, "Expected cell diameter.", unit="px", range=(2, 200)),
+    Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier; raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
     Param("iscell_threshold", 0.5, float, "ROIs below this classifier probability are kept but marked is_cell = false.", range=(0.0, 1.0)),
     Param("neuropil_coefficient", 0.7, float, "F_corrected = F - coefficient * Fneu.", range=(0.0, 2.0)),
     Param("baseline_window_s", 60.0, float, "Running-percentile baseline window for dF/F.", unit="s", range=(1.0, 3600.0)),
     Param("baseline_percentile", 8.0, float, "Percentile of the running baseline for dF/F.", range=(0.0, 100.0)),
-    Param("max_binned_frames", 5000, int, "Upper bound on frames suite2p's detection keeps in memory (sets its bin size).", range=(100, 1000000)),
+    Param("max_binned_frames", 2000, int, "Upper bound on the frames of suite2p's binned detection movie (sets its bin size); memory ~ 4 x value x Y x X bytes (2 GB at 512 x 512).", range=(100, 1000000)),
 ), stage="extraction")
 
 CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6; docs/celltypes.md).", (
@@ -46,7 +47,7 @@ ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHO
     Param("bin_s", None, float, "Common bin width; default: the slower imaging frame interval.", unit="s", range=(0.001, 60.0)),
     Param("trace", "dff", str, "Trace that enters the analyses.", choices=("dff", "F_corrected", "spikes", "C")),
     Param("max_gap_s", None, float, "Gaps longer than this become NaN; default 1.5 frame intervals.", unit="s", range=(0.0, 60.0)),
-    Param("min_overlap_fraction", 0.9, float, "Streams must overlap at least this fraction of the imaging span.", range=(0.0, 1.0)),
+    Param("min_overlap_fraction", 0.9, float, "Least overlap: of each imaging stream's span by the two streams' overlap, and of the common time base by each behaviour source.", range=(0.0, 1.0)),
     Param("include_non_cells", False, bool, "Keep ROIs marked is_cell = false in the analyses."),
     Param("media_duration_tolerance_s", 1.0, float, "Allowed mismatch between an annotation file's media duration and its video clock.", unit="s", range=(0.0, 3600.0)),
 ), stage="align")
