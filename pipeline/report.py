@@ -99,19 +99,19 @@ def _motion(r: _Report, tree):
     r.figure(fig, "motion", "Rigid shifts per frame and mean-image crispness before/after registration.")
 
 
-def _footprint_image(rois: xr.Dataset, shape, cell_type=None):
-    img = np.full(shape + (4,), 0.0)
+def _draw_footprints(ax, rois: xr.Dataset, shape, cell_type=None):
+    """Outline each ROI (pixels above 20% of its peak weight) in its cell type's colour."""
     w = rois["pix_weight"].values
     n = rois["pix_neuron"].values.astype(int)
     y, x = rois["pix_y"].values.astype(int), rois["pix_x"].values.astype(int)
-    best = np.zeros(shape)
-    for j in np.argsort(w):   # heavier pixels drawn last win overlaps
-        t = cell_type[n[j]] if cell_type is not None else "unknown"
-        rgba = matplotlib.colors.to_rgba(TYPE_COLOURS.get(t, "#7f7f7f"), 0.55)
-        if w[j] >= best[y[j], x[j]]:
-            best[y[j], x[j]] = w[j]
-            img[y[j], x[j]] = rgba
-    return img
+    for i in range(rois.sizes["neuron"]):
+        sel = n == i
+        if not sel.any():
+            continue
+        mask = np.zeros(shape)
+        mask[y[sel], x[sel]] = w[sel] >= 0.2 * w[sel].max()
+        t = str(cell_type[i]) if cell_type is not None else "unknown"
+        ax.contour(mask, levels=[0.5], colors=[TYPE_COLOURS.get(t, "#7f7f7f")], linewidths=1.0)
 
 
 def _rois(r: _Report, tree):
@@ -127,7 +127,7 @@ def _rois(r: _Report, tree):
         ct = _ds(tree, f"{a}/celltypes")["cell_type"].values if _has(tree, f"{a}/celltypes") else None
         ax = axes[0, i]
         ax.imshow(mean, cmap="gray")
-        ax.imshow(_footprint_image(rois, mean.shape, ct))
+        _draw_footprints(ax, rois, mean.shape, ct)
         counts = {t: int(np.sum(ct == t)) for t in TYPE_COLOURS} if ct is not None else {}
         ax.set_title(f"{a}: {rois.sizes['neuron']} ROIs " + " ".join(f"{t[:4]}={c}" for t, c in counts.items() if c))
         ax.axis("off")
@@ -136,7 +136,7 @@ def _rois(r: _Report, tree):
         ax.hist(prob, bins=np.linspace(0, 1, 21), color="#555")
         ax.set(title=f"{a}: classifier probability", xlabel="P(cell)", ylabel="ROIs")
     fig.tight_layout()
-    r.figure(fig, "rois", "Mean image with ROI footprints coloured by cell type (red GABAergic, blue glutamatergic, "
+    r.figure(fig, "rois", "Mean image with ROI outlines coloured by cell type (red GABAergic, blue glutamatergic, "
                           "grey unknown); classifier-probability histograms.")
     rows = []
     for a in have:
@@ -292,37 +292,59 @@ def _decoding(r: _Report, tree):
         return
     d = _ds(tree, "decoding")
     acc = d.get("accuracy")
-    if acc is None or "time_bin" not in acc.dims:
+    if acc is None or not {"animal", "variable", "time_bin"} <= set(acc.dims):
         r.note("No accuracy over time in the decoding group.")
         return
-    others = [x for x in acc.dims if x != "time_bin"]
-    combos = acc.stack(c=others).transpose("c", "time_bin") if others else acc.expand_dims(c=[0])
-    n = combos.sizes["c"]
-    ncol = min(4, n)
-    nrow = int(np.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.7 * nrow), squeeze=False)
+    cond = "full" if "condition" in acc.dims and "full" in acc["condition"].values else None
+    sel0 = {"condition": cond} if cond else {}
+    panels = [(a, v) for a in acc["animal"].values for v in acc["variable"].values
+              if np.isfinite(acc.sel(animal=a, variable=v, **sel0).values).any()]
+    skipped = [(a, v) for a in acc["animal"].values for v in acc["variable"].values if (a, v) not in panels]
+    if not panels:
+        r.note("No decoder had enough bouts.")
+        return
+    ncol = min(3, len(panels))
+    nrow = int(np.ceil(len(panels) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 2.9 * nrow), squeeze=False)
     tb = acc["time_bin"].values
-    for i in range(n):
-        ax = axes.flat[i]
-        sel = {k: combos["c"].values[i][j] for j, k in enumerate(others)} if others else {}
-        a = acc.sel(sel).values
-        ax.plot(tb, a, "k", lw=1)
-        if "null_mean" in d and "null_hi" in d:
-            lo = d["null_lo"].sel(sel).values if "null_lo" in d else None
-            ax.plot(tb, d["null_mean"].sel(sel).values, color="#999", lw=0.8)
-            if lo is not None:
-                ax.fill_between(tb, lo, d["null_hi"].sel(sel).values, color="#ccc", alpha=0.6)
+    for ax, (a, v) in zip(axes.flat, panels):
+        sel = {"animal": a, "variable": v, **sel0}
+        ax.plot(tb, acc.sel(sel).values, "k", lw=1, label="accuracy")
+        if "null_mean" in d:
+            ax.plot(tb, d["null_mean"].sel(sel).values, color="#888", lw=0.8, label="null mean")
+        if "null_lo" in d and "null_hi" in d:
+            ax.fill_between(tb, d["null_lo"].sel(sel).values, d["null_hi"].sel(sel).values, color="#ccc",
+                            alpha=0.6, label="null 95%")
         if "significant" in d:
             sig = d["significant"].sel(sel).values.astype(bool)
-            ax.plot(tb[sig], np.full(sig.sum(), 1.02), "r_", ms=6)
+            ax.plot(tb[sig], np.full(sig.sum(), 1.02), "r|", ms=6)
         ax.axvline(0, color="g", lw=0.6)
-        ax.set_ylim(0.2, 1.05)
-        ax.set_title(" ".join(str(v) for v in sel.values()), fontsize=7)
-    for j in range(n, nrow * ncol):
-        axes.flat[j].axis("off")
+        ax.set_ylim(0.2, 1.06)
+        ax.set(title=f"{a}: {v}", xlabel="time from event (s)", ylabel="accuracy")
+        ax.title.set_fontsize(8)
+    axes.flat[0].legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
-    r.figure(fig, "decoding", "Decoding accuracy around events against the surrogate null (mean and 95% band); "
-                              "red marks bins in significant clusters.")
+    r.figure(fig, "decoding", "Decoding accuracy around events (all neurons) against the surrogate null "
+                              "(mean and 95% band); red ticks mark bins in significant clusters.")
+    if cond and acc.sizes["condition"] > 1:
+        conds = [str(c) for c in acc["condition"].values]
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(conds) * len(panels) / 2), 3))
+        width = 0.8 / len(panels)
+        for k, (a, v) in enumerate(panels):
+            peak = [np.nanmax(acc.sel(animal=a, variable=v, condition=c).values)
+                    if np.isfinite(acc.sel(animal=a, variable=v, condition=c).values).any() else np.nan for c in conds]
+            ax.bar(np.arange(len(conds)) + k * width, peak, width, label=f"{a}: {v}")
+        ax.set_xticks(np.arange(len(conds)) + 0.4 - width / 2, conds, fontsize=7)
+        ax.axhline(0.5, color="k", lw=0.6)
+        ax.set(ylabel="peak accuracy", title="decoding by condition (cell type, subspace)")
+        ax.legend(fontsize=6)
+        r.figure(fig, "decoding_conditions", "Peak accuracy per condition: neuron-count-matched cell types, "
+                                             "shared or unique subspace only, shared subspace or random dimensions "
+                                             "removed. Missing bars: not enough bouts or neurons.")
+    if skipped:
+        r.note("Not decoded (not enough bouts): " + "; ".join(f"{a}: {v}" for a, v in skipped))
 
 
 def _provenance(r: _Report, out: Path):
