@@ -1,47 +1,18 @@
 """The whole pipeline on the committed sample pair: demo output, resume after a kill, raw inputs untouched."""
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
 import pipeline
 from pipeline import orchestrate
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data" / "pair01"
-
-
-def _sha(path: Path) -> dict[str, str]:
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
-def _cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
-
-
-@pytest.fixture(scope="module")
-def demo_result(tmp_path_factory):
-    """`interbrain run` on the committed sample (what `make demo` runs), on a copy of the raw data."""
-    src = tmp_path_factory.mktemp("sample") / "pair01"
-    shutil.copytree(SAMPLE, src)
-    before = _sha(src)
-    out = tmp_path_factory.mktemp("demo") / "result"
-    p = _cli("run", str(src / "session.toml"), "--out", str(out), "--quiet")
-    log, _ = p.communicate(timeout=1200)
-    assert p.returncode == 0, log
-    return src, out, before, log
+from conftest import cli as _cli, sha_tree as _sha
 
 
 def test_demo_output_loads_with_both_animals(demo_result):
