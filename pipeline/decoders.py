@@ -1,0 +1,597 @@
+"""Time-resolved linear decoders of behaviour from population activity (METHODS.md section 5).
+
+`TimeResolvedDecoder` trains a linear SVM one time bin at a time on windows
+aligned to two sets of events (class a, class b), with leave-one-bout-out
+cross-validation that drops from training every bout starting within
+`exclusion_s` of the test bout, class balance by random subsampling, a
+label-permutation null and a cluster-based permutation test over time bins.
+
+The classifier is scikit-learn's `LinearSVC` problem (squared hinge loss, L2
+penalty, intercept as a constant feature of value 1, i.e. a penalised bias):
+
+    min_w  1/2 |w|^2 + C sum_i max(0, 1 - y_i w.[x_i, 1])^2
+
+Its dual is strictly convex (the squared hinge adds 1/(2C) to the diagonal),
+so the optimum is unique and any exact solver gives the same decision values.
+The fast path (`solver="fast"`) solves that dual for every (time bin, fold)
+at once from per-bin Gram matrices (n_bouts x n_bouts, computed once and
+shared by every fold, repeat and surrogate) with a batched primal-dual
+active-set Newton method; `solver="naive"` fits one `LinearSVC` per
+(label set, fold, bin). `benchmarks/bench_decoders.py` and
+tests/test_decoders.py check both give identical accuracies and AUCs.
+See docs/decoders.md for every rule and shortcut.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+NOT_ENOUGH = "not enough bouts"
+
+
+# ---------------------------------------------------------------- inputs ----
+
+def standardize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score columns over time (ddof=1, NaN-aware) and set NaN to 0 (the mean).
+
+    X: (time, feature). Returns (Z (time, kept feature), kept (feature,) bool):
+    columns with zero variance or no finite value are dropped.
+    """
+    X = np.asarray(X, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mu = np.nanmean(X, axis=0)
+        sd = np.nanstd(X, axis=0, ddof=1)
+    kept = np.isfinite(sd) & (sd > 0)
+    Z = (X[:, kept] - mu[kept]) / sd[kept]
+    return np.nan_to_num(Z, nan=0.0), kept
+
+
+def window_offsets(window: tuple[float, float], dt: float) -> np.ndarray:
+    """Bin offsets k (int) of a window (s) at bin width dt (s): round(w0/dt) .. round(w1/dt)."""
+    k0, k1 = int(round(window[0] / dt)), int(round(window[1] / dt))
+    if k1 < k0:
+        raise ValueError(f"decoding window {window} is empty (start after stop)")
+    return np.arange(k0, k1 + 1)
+
+
+def event_bins(events: np.ndarray, time: np.ndarray, dt: float) -> np.ndarray:
+    """Index of the bin containing each event time (s); bin i covers [time[i]-dt/2, time[i]+dt/2)."""
+    return np.floor((np.asarray(events, float) - (time[0] - dt / 2)) / dt).astype(int)
+
+
+def extract_windows(X: np.ndarray, idx: np.ndarray, offsets: np.ndarray):
+    """Windows X[idx + k] for every event index and offset.
+
+    X: (time, feature); idx: (event,) bin indices. Events whose window runs off
+    the recording are dropped. Returns (W (event_kept, offset, feature), kept (event,) bool).
+    """
+    T = X.shape[0]
+    kept = (idx + offsets[0] >= 0) & (idx + offsets[-1] < T)
+    rows = idx[kept][:, None] + offsets[None, :]
+    return X[rows], kept
+
+
+# ------------------------------------------------------------ statistics ----
+
+def auc_score(y: np.ndarray, f: np.ndarray) -> float:
+    """Area under the ROC curve of scores f for labels y (1 = positive), ties counted half (Mann-Whitney)."""
+    pos, neg = f[y == 1], f[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return np.nan
+    d = pos[:, None] - neg[None, :]
+    return float(((d > 0).sum() + 0.5 * (d == 0).sum()) / d.size)
+
+
+def cluster_test(stat: np.ndarray, null: np.ndarray, q: float = 0.95):
+    """Cluster-based permutation test over time bins (Maris & Oostenveld 2007), one-sided (stat > null).
+
+    stat: (bin,) observed statistic; null: (surrogate, bin) the same statistic on surrogates.
+    Cluster-forming threshold: the per-bin q-quantile of the null. A cluster is a run
+    of adjacent bins above it; its mass is the sum of (stat - null mean) over the run.
+    Each surrogate is clustered with the same thresholds and contributes its largest
+    mass (0 without a cluster); p = (1 + #{max null mass >= mass}) / (n_surrogates + 1).
+    Returns (clusters: list of dict(start, stop, mass, p) with bin indices [start, stop),
+    threshold (bin,), null max masses (surrogate,)).
+    """
+    n_s = null.shape[0]
+    if n_s == 0 or not np.isfinite(stat).any():
+        return [], np.full(stat.shape, np.nan), np.zeros(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        thr = np.nanquantile(null, q, axis=0)
+        mu = np.nanmean(null, axis=0)
+
+    def runs(x):
+        above = np.nan_to_num(x, nan=-np.inf) > thr
+        out, i = [], 0
+        while i < len(x):
+            if above[i]:
+                j = i
+                while j < len(x) and above[j]:
+                    j += 1
+                out.append((i, j, float(np.sum(x[i:j] - mu[i:j]))))
+                i = j
+            else:
+                i += 1
+        return out
+
+    null_max = np.array([max([m for _, _, m in runs(s)], default=0.0) for s in null])
+    clusters = [dict(start=a, stop=b, mass=m, p=(1 + int(np.sum(null_max >= m))) / (n_s + 1))
+                for a, b, m in runs(stat)]
+    return clusters, thr, null_max
+
+
+# ---------------------------------------------------------------- solvers ----
+
+def _train_masks(times: np.ndarray, exclusion_s: float) -> np.ndarray:
+    """(test, train) bool: train bout i is usable for test bout j when |t_i - t_j| > exclusion_s and i != j."""
+    m = np.abs(times[:, None] - times[None, :]) > exclusion_s
+    np.fill_diagonal(m, False)
+    return m
+
+
+def _decisions_naive(W, y, train, C, tol, max_iter):
+    """Reference nested loop: one LinearSVC per (fold, bin).
+
+    W: (bout, bin, feature) of the bouts in this label set; y: (bout,) in {0, 1};
+    train: (fold=bout, bout) bool. Returns decision values (bin, bout); NaN where a
+    fold's training set lacks a class.
+    """
+    from sklearn.svm import LinearSVC
+    n, nb, _ = W.shape
+    f = np.full((nb, n), np.nan)
+    for j in range(n):
+        tr = train[j]
+        if len(np.unique(y[tr])) < 2:
+            continue
+        for b in range(nb):
+            clf = LinearSVC(C=C, loss="squared_hinge", dual=True, fit_intercept=True,
+                            intercept_scaling=1.0, tol=tol, max_iter=max_iter)
+            clf.fit(W[tr, b], y[tr])
+            f[b, j] = clf.decision_function(W[j:j + 1, b])[0]
+    return f
+
+
+def _removed_coef(H, v, bp, R, chunk=512):
+    """Block-downdate coefficients cf (P, n): cf_R = (H_RR)^-1 v_R, zero elsewhere.
+
+    Then x = v - H cf solves M_FF x_F = e_F on the complement F of R, with x_R = 0
+    (Schur complement), given H = M^-1 and v = H e. Problems are sorted by |R| and
+    solved in chunks padded (with an identity block) to the chunk's largest |R|.
+    H: (bin, n, n); v: (bin, n); bp: (P,) bin of each problem; R: (P, n) bool.
+    """
+    P, n = R.shape
+    cf = np.zeros((P, n))
+    cnt = R.sum(axis=1)
+    order = np.argsort(cnt, kind="stable")
+    for c0 in range(0, P, chunk):
+        o = order[c0:c0 + chunk]
+        k = int(cnt[o].max())
+        if k == 0:
+            continue
+        E = np.argsort(~R[o], axis=1, kind="stable")[:, :k]      # removed indices first
+        mask = np.take_along_axis(R[o], E, axis=1)                # (p, k)
+        b = bp[o]
+        HEE = H[b[:, None, None], E[:, :, None], E[:, None, :]]   # (p, k, k)
+        HEE = np.where(mask[:, :, None] & mask[:, None, :], HEE, np.eye(k))
+        vE = np.where(mask, v[b[:, None], E], 0.0)
+        c = np.linalg.solve(HEE, vE[..., None])[..., 0] * mask
+        sub = np.zeros((len(o), n))
+        np.put_along_axis(sub, E, c, axis=1)
+        cf[o] = sub
+    return cf
+
+
+def _downdate(H, v, bp, R, grid=None):
+    """Solutions x (P, n) of M_FF x_F = e_F, x_R = 0 (F = complement of R), from H = M^-1, v = H e.
+
+    H: (bin, n, n); v: (bin, n); bp: (P,) bin of each problem; R: (P, n) bool removed.
+    grid=(nb, nf): the problems are the full bin-major grid, so H cf is one batched
+    matrix product per bin.
+    """
+    P, n = R.shape
+    cf = _removed_coef(H, v, bp, R)
+    if grid is not None:
+        nb, nf = grid
+        x = (v[:, None, :] - np.matmul(cf.reshape(nb, nf, n), H)).reshape(P, n)   # H symmetric
+    else:
+        x = np.empty((P, n))
+        for c0 in range(0, P, 512):
+            sl = slice(c0, c0 + 512)
+            x[sl] = v[bp[sl]] - np.einsum("pij,pj->pi", H[bp[sl]], cf[sl])
+    x[R] = 0.0
+    return x
+
+
+def _solve_l2svm_dual(Q, H, v, bp, F0, train, tol, max_iter=100, grid=None):
+    """Batched exact solution of min_a 1/2 a'Qa - sum(a) s.t. a >= 0, a = 0 outside `train`.
+
+    Primal-dual active-set iterations (Hintermueller et al. 2002): the free set F
+    gives a = Q_FF^-1 e on F (by a downdate of the full inverse H), then F is updated
+    from the signs of a and of the gradient Q a - 1 until it is stable, when the KKT
+    conditions hold exactly. Problems that do not settle (rare) finish by projected
+    coordinate descent to `tol`.
+    Q, H: (bin, n, n) with H = Q^-1; v: (bin, n) = H e; bp: (P,) bin of each problem;
+    F0, train: (P, n) bool; grid=(nb, nf) when the problems form the bin-major grid.
+    Returns a (P, n).
+    """
+    P, n = F0.shape
+    a = np.zeros((P, n))
+    F = F0 & train
+    todo = np.arange(P)
+    for _ in range(max_iter):
+        if len(todo) == 0:
+            break
+        whole = grid is not None and len(todo) > P // 4
+        t = np.arange(P) if whole else todo
+        Ft = F[t]
+        x = _downdate(H, v, bp[t], ~Ft, grid if whole else None)
+        if whole:
+            nb, nf = grid
+            g = np.matmul(x.reshape(nb, nf, n), Q).reshape(P, n) - 1.0
+        else:
+            g = np.einsum("pij,pj->pi", Q[bp[t]], x) - 1.0 if len(t) < 512 else \
+                np.concatenate([np.einsum("pij,pj->pi", Q[bp[t[i:i + 512]]], x[i:i + 512]) - 1.0
+                                for i in range(0, len(t), 512)])
+        new = train[t] & ((Ft & (x > 0)) | (~Ft & (g < 0)))
+        moved = (new != Ft).any(axis=1)
+        if whole:                        # converged problems are final: do not overwrite
+            live = np.zeros(P, bool)
+            live[todo] = True
+            keep = live
+        else:
+            keep = np.ones(len(t), bool)
+        a[t[keep]] = x[keep]
+        F[t[keep]] = new[keep]
+        todo = t[keep & moved]
+    for p in todo:   # fallback: coordinate descent from the clipped active-set point
+        q, m = Q[bp[p]], train[p]
+        x = np.clip(a[p], 0, None) * m
+        g = q @ x - 1.0
+        for _ in range(100000):
+            big = 0.0
+            for i in np.flatnonzero(m):
+                pg = min(g[i], 0.0) if x[i] == 0 else g[i]
+                big = max(big, abs(pg))
+                if pg != 0:
+                    xi = max(x[i] - g[i] / q[i, i], 0.0)
+                    g += (xi - x[i]) * q[:, i]
+                    x[i] = xi
+            if big < tol:
+                break
+        a[p] = x
+    return a
+
+
+def _decisions_fast(G, y, train, C, tol):
+    """All folds and bins at once from Gram matrices.
+
+    G: (bin, bout, bout) Gram matrices x_i.x_j + 1 (bias feature) of the bouts in
+    this label set; y: (bout,) in {0, 1}; train: (fold, bout) bool.
+    The dual matrix Q is inverted once per bin; every (bin, fold) problem is then an
+    active-set iteration on downdates of that inverse, started from the active set of
+    the all-bouts solution (usually already right, so one or two steps suffice).
+    Returns decision values (bin, bout), NaN where a fold's training set lacks a class.
+    """
+    nb, n, _ = G.shape
+    s = np.where(y == 1, 1.0, -1.0)
+    ok = np.array([len(np.unique(y[t])) == 2 for t in train])
+    folds = np.flatnonzero(ok)
+    f = np.full((nb, n), np.nan)
+    if len(folds) == 0:
+        return f
+    tm = train[folds]
+    nf = len(folds)
+    Qb = G * (s[:, None] * s[None, :]) + np.eye(n) / (2 * C)
+    Hb = np.linalg.inv(Qb)
+    vb = Hb.sum(axis=2)
+    allm = np.ones((nb, n), bool)
+    A = _solve_l2svm_dual(Qb, Hb, vb, np.arange(nb), allm, allm, tol) > 0   # all-bouts active set
+    bp = np.repeat(np.arange(nb), nf)
+    a = _solve_l2svm_dual(Qb, Hb, vb, bp, A[bp], np.tile(tm, (nb, 1)), tol,
+                          grid=(nb, nf)).reshape(nb, nf, n)
+    f[:, folds] = np.einsum("bfi,i,bif->bf", a, s, G[:, :, folds])
+    return f
+
+
+def _decisions_ridge(G, y, train, C):
+    """Closed-form fast mode: ridge least-squares classifier on +-1 targets (bias as feature 1).
+
+    Its weight direction is the shrinkage-LDA direction (S_w + lambda I)^-1 (mu_a - mu_b),
+    lambda = 1/C. Exact leave-bouts-out by the same block downdate as the SVM path.
+    G: (bin, bout, bout) Gram + 1; returns decisions (bin, bout).
+    """
+    nb, n, _ = G.shape
+    s = np.where(y == 1, 1.0, -1.0)
+    ok = np.array([len(np.unique(y[t])) == 2 for t in train])
+    folds = np.flatnonzero(ok)
+    f = np.full((nb, n), np.nan)
+    if len(folds) == 0:
+        return f
+    H = np.linalg.inv(G + np.eye(n) / C)
+    v = H @ s
+    nf = len(folds)
+    bp = np.repeat(np.arange(nb), nf)
+    b = _downdate(H, v, bp, np.tile(~train[folds], (nb, 1)), grid=(nb, nf)).reshape(nb, nf, n)
+    f[:, folds] = np.einsum("bfi,bif->bf", b, G[:, :, folds])
+    return f
+
+
+# ---------------------------------------------------------------- decoder ----
+
+@dataclass
+class _LabelSet:
+    idx: np.ndarray   # bouts used (indices into all kept bouts)
+    y: np.ndarray     # their labels in {0, 1} (1 = class a)
+
+
+class TimeResolvedDecoder:
+    """Time-resolved linear decoder of two event classes (METHODS.md section 5, template).
+
+    Parameters
+    ----------
+    window : (float, float)  window around each event, s (default (-3, 3)).
+    exclusion_s : float      training drops bouts starting within this time of the test bout, s.
+    min_bouts : int          fewest bouts per class; fewer gives status "not enough bouts".
+    n_repeats : int          class-balancing subsamples averaged for the observed curve.
+    n_surrogates : int       label-permutation surrogates (each one balanced subsample, no repeats).
+    C : float                SVM regularisation (LinearSVC's C).
+    mode : "svm" | "lda"     "lda": ridge least-squares classifier (= shrinkage LDA direction), same CV.
+    alpha : float            family-wise level of the cluster test.
+    cluster_q : float        per-bin null quantile that forms clusters.
+    standardize : bool       z-score each feature over the session first (ddof=1).
+    solver : "fast" | "naive"  batched exact dual solver, or one LinearSVC per fit (reference).
+    tol : float              dual optimality tolerance (naive: LinearSVC tol).
+    n_jobs : int             joblib workers over label sets.
+    random_state : int | Generator | None
+
+    Fitted attributes: status_, detail_, time_bins_ (bin,) s, accuracy_, auc_ (bin,),
+    null_accuracy_, null_auc_ (surrogate, bin), null_mean_ (bin,), null_band_ (2, bin)
+    [2.5, 97.5] percentiles (accuracy), clusters_ (list of dict: start_s, stop_s, mass, p,
+    significant), significant_bins_ (bin,) bool, n_bouts_ (a, b) after edge drops,
+    n_dropped_edge_ (a, b), nan_fraction_ (bin,) fraction of window samples that were NaN,
+    n_features_.
+    """
+
+    def __init__(self, window=(-3.0, 3.0), exclusion_s=15.0, min_bouts=4, n_repeats=50,
+                 n_surrogates=500, C=1.0, mode="svm", alpha=0.05, cluster_q=0.95,
+                 standardize=True, solver="fast", tol=1e-8, n_jobs=1, random_state=None):
+        self.window = window
+        self.exclusion_s = exclusion_s
+        self.min_bouts = min_bouts
+        self.n_repeats = n_repeats
+        self.n_surrogates = n_surrogates
+        self.C = C
+        self.mode = mode
+        self.alpha = alpha
+        self.cluster_q = cluster_q
+        self.standardize = standardize
+        self.solver = solver
+        self.tol = tol
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- helpers
+    def _check(self):
+        if self.mode not in ("svm", "lda"):
+            raise ValueError(f"TimeResolvedDecoder: mode must be 'svm' or 'lda', got {self.mode!r}")
+        if self.solver not in ("fast", "naive"):
+            raise ValueError(f"TimeResolvedDecoder: solver must be 'fast' or 'naive', got {self.solver!r}")
+        if self.min_bouts < 2:
+            raise ValueError("TimeResolvedDecoder: min_bouts must be >= 2")
+
+    def _label_sets(self, rng, n_a, n_b):
+        """Observed subsamples (n_repeats) then surrogates (n_surrogates), drawn in a fixed order."""
+        n_min = min(n_a, n_b)
+        lab = np.r_[np.ones(n_a, int), np.zeros(n_b, int)]
+
+        def balanced(labels):
+            pa, pb = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+            idx = np.sort(np.r_[rng.choice(pa, n_min, replace=False), rng.choice(pb, n_min, replace=False)])
+            return _LabelSet(idx, labels[idx])
+
+        obs = [balanced(lab) for _ in range(self.n_repeats)]
+        sur = [balanced(rng.permutation(lab)) for _ in range(self.n_surrogates)]
+        return obs, sur
+
+    def _decisions(self, ls: _LabelSet, times, W, G):
+        train = _train_masks(times[ls.idx], self.exclusion_s)
+        if self.mode == "lda":
+            return _decisions_ridge(G[:, ls.idx][:, :, ls.idx], ls.y, train, self.C)
+        if self.solver == "naive":
+            return _decisions_naive(W[ls.idx], ls.y, train, self.C, self.tol, max_iter=1_000_000)
+        return _decisions_fast(G[:, ls.idx][:, :, ls.idx], ls.y, train, self.C, self.tol)
+
+    def _score(self, ls, f):
+        """Accuracy and AUC per bin of one label set's cross-validated decisions f (bin, bout)."""
+        valid = np.isfinite(f[0])
+        if not valid.any():
+            nb = f.shape[0]
+            return np.full(nb, np.nan), np.full(nb, np.nan)
+        y, fv = ls.y[valid], f[:, valid]
+        acc = ((fv > 0) == (y == 1)).mean(axis=1)
+        auc = np.array([auc_score(y, fb) for fb in fv])
+        return acc, auc
+
+    def _run_sets(self, sets, times, W, G):
+        key_cache: dict = {}
+        out = []
+        for ls in sets:
+            key = ls.idx.tobytes() + ls.y.tobytes()
+            if key not in key_cache:   # identical subsamples (e.g. balanced classes) are fitted once
+                key_cache[key] = self._score(ls, self._decisions(ls, times, W, G))
+            out.append(key_cache[key])
+        return out
+
+    # -- main
+    def fit(self, X, events_a, events_b, time=None, dt=None):
+        """Fit on activity X (time, feature) and event onset times (s) of class a and class b.
+
+        time: (time,) bin centres in s (default (i + 0.5) * dt); dt: bin width in s
+        (default: median diff of `time`). Never raises on too few events: see status_.
+        """
+        self._check()
+        X = np.asarray(X, float)
+        if X.ndim != 2:
+            raise ValueError(f"TimeResolvedDecoder.fit: X must be 2-D (time, feature), got shape {X.shape}")
+        T = X.shape[0]
+        if time is None:
+            if dt is None:
+                raise ValueError("TimeResolvedDecoder.fit: give `time` (bin centres, s) or `dt` (bin width, s)")
+            time = (np.arange(T) + 0.5) * dt
+        time = np.asarray(time, float)
+        if len(time) != T:
+            raise ValueError(f"TimeResolvedDecoder.fit: len(time)={len(time)} != X.shape[0]={T}")
+        if dt is None:
+            dt = float(np.median(np.diff(time))) if T > 1 else 1.0
+        offsets = window_offsets(tuple(self.window), dt)
+        self.time_bins_ = offsets * dt
+        nb = len(offsets)
+        rng = np.random.default_rng(self.random_state)
+
+        ea = np.sort(np.asarray(events_a, float).ravel())
+        eb = np.sort(np.asarray(events_b, float).ravel())
+        ea, eb = ea[np.isfinite(ea)], eb[np.isfinite(eb)]
+        Wa_keep = extract_windows(np.zeros((T, 0)), event_bins(ea, time, dt), offsets)[1]
+        Wb_keep = extract_windows(np.zeros((T, 0)), event_bins(eb, time, dt), offsets)[1]
+        self.n_dropped_edge_ = (int((~Wa_keep).sum()), int((~Wb_keep).sum()))
+        ea, eb = ea[Wa_keep], eb[Wb_keep]
+        self.n_bouts_ = (len(ea), len(eb))
+        self._nan_result(nb)
+        if min(self.n_bouts_) < self.min_bouts:
+            self.status_ = NOT_ENOUGH
+            self.detail_ = (f"{self.n_bouts_[0]} bouts of class a and {self.n_bouts_[1]} of class b inside the "
+                            f"recording (need >= {self.min_bouts} each; {sum(self.n_dropped_edge_)} dropped at the edges)")
+            return self
+
+        times = np.r_[ea, eb]
+        idx = event_bins(times, time, dt)
+        rows = idx[:, None] + offsets[None, :]
+        self.nan_fraction_ = np.isnan(X[rows]).mean(axis=(0, 2)) if X.shape[1] else np.zeros(nb)
+        if self.standardize:
+            Z, kept = standardize(X)
+        else:
+            Z, kept = np.nan_to_num(X, nan=0.0), np.ones(X.shape[1], bool)
+        self.n_features_ = int(kept.sum())
+        if self.n_features_ == 0:
+            self.status_ = "no features"
+            self.detail_ = "no feature with non-zero variance"
+            return self
+        W = Z[rows]                                              # (bout, bin, feature)
+        Wt = np.ascontiguousarray(W.transpose(1, 0, 2))
+        G = np.einsum("bif,bjf->bij", Wt, Wt) + 1.0             # bias as a constant feature of 1
+        obs_sets, sur_sets = self._label_sets(rng, len(ea), len(eb))
+
+        obs = self._run_sets(obs_sets, times, W, G)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.accuracy_ = np.nanmean([o[0] for o in obs], axis=0)
+            self.auc_ = np.nanmean([o[1] for o in obs], axis=0)
+        if sur_sets:
+            if self.n_jobs == 1 or len(sur_sets) < 8:
+                sur = self._run_sets(sur_sets, times, W, G)
+            else:
+                from joblib import Parallel, delayed
+                chunks = np.array_split(np.arange(len(sur_sets)), self.n_jobs * 4)
+                parts = Parallel(n_jobs=self.n_jobs)(
+                    delayed(self._run_sets)([sur_sets[i] for i in c], times, W, G) for c in chunks if len(c))
+                sur = [s for p in parts for s in p]
+            self.null_accuracy_ = np.array([s[0] for s in sur])
+            self.null_auc_ = np.array([s[1] for s in sur])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.null_mean_ = np.nanmean(self.null_accuracy_, axis=0)
+                self.null_band_ = np.nanpercentile(self.null_accuracy_, [2.5, 97.5], axis=0)
+            clusters, thr, _ = cluster_test(self.accuracy_, self.null_accuracy_, self.cluster_q)
+            self.cluster_threshold_ = thr
+            self.clusters_ = []
+            for c in clusters:
+                sig = c["p"] <= self.alpha
+                self.clusters_.append(dict(start_s=float(self.time_bins_[c["start"]]),
+                                           stop_s=float(self.time_bins_[c["stop"] - 1]),
+                                           start=c["start"], stop=c["stop"], mass=c["mass"],
+                                           p=c["p"], significant=sig))
+                if sig:
+                    self.significant_bins_[c["start"]:c["stop"]] = True
+        self.status_ = "ok"
+        self.detail_ = f"{len(ea)} vs {len(eb)} bouts, {self.n_features_} features"
+        return self
+
+    def _nan_result(self, nb):
+        nan = np.full(nb, np.nan)
+        self.accuracy_, self.auc_ = nan.copy(), nan.copy()
+        self.null_accuracy_ = np.full((0, nb), np.nan)
+        self.null_auc_ = np.full((0, nb), np.nan)
+        self.null_mean_ = nan.copy()
+        self.null_band_ = np.full((2, nb), np.nan)
+        self.cluster_threshold_ = nan.copy()
+        self.clusters_ = []
+        self.significant_bins_ = np.zeros(nb, bool)
+        self.nan_fraction_ = nan.copy()
+        self.n_features_ = 0
+
+
+# ------------------------------------------------------------- contrasts ----
+
+_CONTRAST = re.compile(r"^\s*([A-Za-z]+)\s*:\s*([\w.\-]+)(?:@(start|stop|mid))?\s+vs\s+"
+                       r"([A-Za-z]+)\s*:\s*([\w.\-]+)(?:@(start|stop|mid))?\s*$")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    who: str        # "self", "partner", "A" or "B"
+    behavior: str
+    anchor: str     # "start", "stop" or "mid"
+
+    def animal(self, decoded: str, partner: str) -> str:
+        return {"self": decoded, "partner": partner}.get(self.who, self.who)
+
+    def __str__(self):
+        return f"{self.who}:{self.behavior}" + ("" if self.anchor == "start" else f"@{self.anchor}")
+
+
+def parse_contrast(text: str) -> tuple[EventSpec, EventSpec]:
+    """Parse 'WHO:BEHAVIOR[@ANCHOR] vs WHO:BEHAVIOR[@ANCHOR]'.
+
+    WHO is self, partner (relative to the decoded animal) or an animal role (A, B);
+    ANCHOR is the event time used: start (default), stop or mid of each bout.
+    Example: 'self:poke vs partner:poke', 'A:hold@mid vs A:poke'.
+    """
+    m = _CONTRAST.match(text)
+    if not m:
+        raise ValueError(f"decoding contrast {text!r}: expected 'WHO:BEHAVIOR[@start|stop|mid] vs "
+                         "WHO:BEHAVIOR[@...]' with WHO = self, partner, A or B (e.g. 'self:poke vs partner:poke')")
+    wa, ba, aa, wb, bb, ab = m.groups()
+    for w in (wa, wb):
+        if w not in ("self", "partner", "A", "B"):
+            raise ValueError(f"decoding contrast {text!r}: WHO must be self, partner, A or B, got {w!r}")
+    return EventSpec(wa, ba, aa or "start"), EventSpec(wb, bb, ab or "start")
+
+
+def event_times(events, animal: str, spec: EventSpec) -> np.ndarray:
+    """Anchor times (s) of one animal's bouts of spec.behavior from an event table.
+
+    events: DataFrame with columns animal, behavior, start, stop (s, master clock).
+    """
+    sel = events[(events["animal"] == animal) & (events["behavior"] == spec.behavior)]
+    st, sp = sel["start"].to_numpy(float), sel["stop"].to_numpy(float)
+    t = {"start": st, "stop": sp, "mid": (st + sp) / 2}[spec.anchor]
+    return np.sort(t)
+
+
+def hold_events(events, animal: str, anchor: str = "start", guard_s: float = 1.0) -> np.ndarray:
+    """Hold events: anchors of the animal's 'hold' bouts with no own 'poke' within +-guard_s.
+
+    The guard keeps a hold window from being aligned on (almost) the same moment as a
+    proceed (poke) event, so 'hold' means waiting, not the run-up to a poke.
+    """
+    t = event_times(events, animal, EventSpec(animal, "hold", anchor))
+    pokes = event_times(events, animal, EventSpec(animal, "poke", "start"))
+    if len(pokes) == 0 or len(t) == 0:
+        return t
+    d = np.abs(t[:, None] - pokes[None, :]).min(axis=1)
+    return t[d > guard_s]

@@ -1,0 +1,283 @@
+"""Decoders over a whole pair session: every animal x contrast x condition -> one xarray Dataset.
+
+Conditions (METHODS.md section 5 "beyond" and section 2 "in-silico perturbation"):
+- `full`: all neurons.
+- `GABAergic`, `glutamatergic`: neuron-count matched (both types subsampled to the
+  smaller count, `n_subsamples` draws), so the two curves compare at equal n.
+- `shared`: projections Z U_K on the K shared dimensions (/subspace/<animal>/shared_loadings).
+- `unique`: projections on the unique subspace (unique_loadings, all N - K dims).
+- `shared_removed`: Z - Z U_K U_K^T.
+- `random_removed`: Z - Z R R^T with R a random orthonormal N x K basis (`n_subsamples` draws),
+  the control for `shared_removed`.
+Conditions other than `full` run `condition_surrogates` surrogates in all (split over the
+subsamples; subsample nulls are pooled); see docs/decoders.md.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .decoders import NOT_ENOUGH, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize
+
+ANIMALS = ("A", "B")
+CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
+FUNCTIONAL_VARIABLES = {"self_poke": ("poke", "self"), "partner_poke": ("poke", "partner"),
+                        "hold": ("hold", "self"), "proceed": ("poke", "self"), "reward": ("reward", "self")}
+
+
+def read_events(tree: xr.DataTree) -> pd.DataFrame:
+    """The /behavior event table as a DataFrame (animal, behavior, start, stop); empty when absent."""
+    cols = ["animal", "behavior", "start", "stop"]
+    try:
+        ds = tree["/behavior"].to_dataset()
+    except KeyError:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in cols[:2] else float) for c in cols})
+    if "behavior" not in ds or "event" not in ds.dims:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in cols[:2] else float) for c in cols})
+    df = pd.DataFrame({c: ds[c].values for c in cols})
+    df["animal"] = df["animal"].astype(str)
+    df["behavior"] = df["behavior"].astype(str)
+    return df
+
+
+def contrast_events(events: pd.DataFrame, text: str, animal: str, hold_guard_s: float):
+    """(times of class a, times of class b) in s for contrast `text` decoded from `animal`.
+
+    `hold` events of the decoded animal get the hold rule (decoders.hold_events).
+    """
+    partner = "B" if animal == "A" else "A"
+    out = []
+    for spec in parse_contrast(text):
+        who = spec.animal(animal, partner)
+        if spec.behavior == "hold":
+            out.append(hold_events(events, who, spec.anchor, hold_guard_s))
+        else:
+            out.append(event_times(events, who, spec))
+    return out[0], out[1]
+
+
+def _orthonormal(rng, n, k):
+    q, _ = np.linalg.qr(rng.normal(size=(n, k)))
+    return q[:, :k]
+
+
+def _combine(fits, alpha, cluster_q):
+    """Mean curves over subsample fits, pooled surrogate nulls, cluster test on the pooled null."""
+    from .decoders import cluster_test
+    ok = [f for f in fits if f.status_ == "ok"]
+    if not ok:
+        return fits[0] if fits else None, None
+    acc = np.mean([f.accuracy_ for f in ok], axis=0)
+    auc = np.mean([f.auc_ for f in ok], axis=0)
+    null = np.concatenate([f.null_accuracy_ for f in ok])
+    null_auc = np.concatenate([f.null_auc_ for f in ok])
+    clusters, _, _ = cluster_test(acc, null, cluster_q) if len(null) else ([], None, None)
+    sig = np.zeros(acc.size, bool)
+    for c in clusters:
+        if c["p"] <= alpha:
+            sig[c["start"]:c["stop"]] = True
+    return ok[0], dict(accuracy=acc, auc=auc, null=null, null_auc=null_auc, clusters=clusters, significant=sig)
+
+
+def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None) -> xr.Dataset:
+    """Run every (animal, contrast, condition) decoder. p: the validated [decoding] section.
+
+    Returns the /decoding Dataset: accuracy, auc, null_mean, null_lo, null_hi, significant,
+    cluster_p (animal, variable, condition, time_bin); null_accuracy (..., surrogate, time_bin);
+    status, n_bouts_a, n_bouts_b, n_dropped_edge (animal, variable, condition); functional
+    group sizes when /encoding is present.
+    """
+    progress = progress or (lambda it, **k: it)
+    events = read_events(tree)
+    contrasts = list(p["contrasts"])
+    for c in contrasts:
+        parse_contrast(c)     # fail early with the syntax in the message
+    conds = list(p["conditions"])
+    window = tuple(p["window_s"])
+    if len(window) != 2:
+        raise ValueError(f"[decoding] window_s: expected [start, stop] in s, got {p['window_s']!r}")
+    seq = np.random.SeedSequence(seed)
+    results = {}
+    time_bins = None
+    jobs = [(a, v, c) for a in ANIMALS for v in contrasts for c in conds]
+    acts = {}
+    for a in ANIMALS:
+        try:
+            acts[a] = tree[f"/{a}/activity"]["activity"].transpose("time", "neuron")
+        except KeyError:
+            warn(f"no /{a}/activity: animal {a} not decoded")
+    subspace = {}
+    for a in ANIMALS:
+        try:
+            subspace[a] = tree[f"/subspace/{a}"].to_dataset()
+        except KeyError:
+            pass
+    if any(c in conds for c in ("shared", "unique", "shared_removed", "random_removed")) and not subspace:
+        warn("no /subspace group: the shared/unique subspace conditions are skipped")
+
+    for (a, v, c), ss in zip(progress(jobs, desc="decoders", total=len(jobs)), seq.spawn(len(jobs))):
+        if a not in acts:
+            continue
+        rng = np.random.default_rng(ss)
+        act = acts[a]
+        time = act["time"].values.astype(float)
+        X = np.asarray(act.values, float)
+        ea, eb = contrast_events(events, v, a, p["hold_guard_s"])
+        base = dict(window=window, exclusion_s=p["exclusion_s"], min_bouts=p["min_bouts"],
+                    n_repeats=p["n_repeats"], C=p["C"], mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
+        n_sub = p["n_subsamples"]
+        per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+        feats, note = [], ""
+        if c == "full":
+            feats = [(X, True, p["n_surrogates"])]
+        elif c in ("GABAergic", "glutamatergic"):
+            ct = act["cell_type"].values.astype(str) if "cell_type" in act.coords else np.full(X.shape[1], "unknown")
+            n = min((ct == "GABAergic").sum(), (ct == "glutamatergic").sum())
+            idx = np.flatnonzero(ct == c)
+            if n < 2:
+                note = f"not enough neurons ({(ct == 'GABAergic').sum()} GABAergic, {(ct == 'glutamatergic').sum()} glutamatergic)"
+            else:
+                feats = [(X[:, np.sort(rng.choice(idx, n, replace=False))], True, per_sub) for _ in range(n_sub)]
+                note = f"{n} neurons per type, {n_sub} subsamples"
+        else:
+            if a not in subspace or "shared_loadings" not in subspace[a]:
+                note = "no subspace result"
+            elif subspace[a]["shared_loadings"].shape[0] != X.shape[1]:
+                note = (f"subspace loadings have {subspace[a]['shared_loadings'].shape[0]} neurons, "
+                        f"/{a}/activity {X.shape[1]}")
+            else:
+                U = subspace[a]["shared_loadings"].values
+                Wu = subspace[a]["unique_loadings"].values if "unique_loadings" in subspace[a] else U[:, :0]
+                # neurons the subspace stage excluded have NaN loadings
+                kept = np.isfinite(U).all(1) & np.isfinite(Wu).all(1)
+                if U.shape[1] == 0 and Wu.shape[1] == 0:
+                    kept = np.ones(X.shape[1], bool)
+                Z, ok = standardize(X[:, kept])
+                U = U[kept][ok]
+                K = U.shape[1]
+                if c == "shared":
+                    feats = [(Z @ U, False, per_sub * n_sub)] if K else []
+                    note = f"K={K}" if K else "no shared dimensions (K=0)"
+                elif c == "unique":
+                    W = Wu[kept][ok]
+                    feats = [(Z @ W, False, per_sub * n_sub)] if W.shape[1] else []
+                    note = f"{W.shape[1]} unique dims" if W.shape[1] else "no unique dimensions"
+                elif c == "shared_removed":
+                    feats = [(Z - Z @ U @ U.T, False, per_sub * n_sub)]
+                    note = f"K={K} removed"
+                else:
+                    feats = [(Z - Z @ (R := _orthonormal(rng, Z.shape[1], K)) @ R.T, False, per_sub)
+                             for _ in range(n_sub)]
+                    note = f"{K} random dims removed, {n_sub} draws"
+        if not feats:
+            results[(a, v, c)] = (None, None, note or "skipped")
+            continue
+        fits = []
+        for F, std, n_s in feats:
+            d = TimeResolvedDecoder(**base, n_surrogates=n_s, standardize=std,
+                                    random_state=np.random.default_rng(rng.integers(2**63)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fits.append(d.fit(F, ea, eb, time=time))
+        first, comb = _combine(fits, p["alpha"], 0.95)
+        time_bins = first.time_bins_
+        results[(a, v, c)] = (first, comb, first.detail_ + ("; " + note if note else ""))
+    if time_bins is None:
+        from .decoders import window_offsets
+        t = next(iter(acts.values()))["time"].values if acts else np.array([0.0, 1.0])
+        time_bins = window_offsets(window, float(np.median(np.diff(t)))) * float(np.median(np.diff(t)))
+    return _to_dataset(results, contrasts, conds, time_bins, p, tree)
+
+
+def _to_dataset(results, contrasts, conds, time_bins, p, tree):
+    shape = (len(ANIMALS), len(contrasts), len(conds))
+    nb = len(time_bins)
+    n_sur = max([len(r[1]["null"]) for r in results.values() if r[1] is not None] + [0])
+    arr = {k: np.full(shape + (nb,), np.nan) for k in ("accuracy", "auc", "null_mean", "null_lo", "null_hi", "cluster_p")}
+    sig = np.zeros(shape + (nb,), bool)
+    null = np.full(shape + (n_sur, nb), np.nan, dtype=np.float32)
+    status = np.full(shape, "not run", dtype=object)
+    detail = np.full(shape, "", dtype=object)
+    nba, nbb, ndrop = (np.zeros(shape, int) for _ in range(3))
+    clusters = {}
+    for (a, v, c), (first, comb, note) in results.items():
+        i = (ANIMALS.index(a), contrasts.index(v), conds.index(c))
+        detail[i] = note
+        if first is None:
+            status[i] = "skipped"
+            continue
+        status[i] = first.status_
+        nba[i], nbb[i] = first.n_bouts_
+        ndrop[i] = sum(first.n_dropped_edge_)
+        if comb is None:
+            continue
+        arr["accuracy"][i], arr["auc"][i] = comb["accuracy"], comb["auc"]
+        if len(comb["null"]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                arr["null_mean"][i] = np.nanmean(comb["null"], 0)
+                arr["null_lo"][i], arr["null_hi"][i] = np.nanpercentile(comb["null"], [2.5, 97.5], axis=0)
+            null[i][:len(comb["null"])] = comb["null"]
+        for cl in comb["clusters"]:
+            arr["cluster_p"][i][cl["start"]:cl["stop"]] = cl["p"]
+        sig[i] = comb["significant"]
+        clusters[f"{a}|{v}|{c}"] = [dict(start_s=float(time_bins[cl["start"]]), stop_s=float(time_bins[cl["stop"] - 1]),
+                                         mass=cl["mass"], p=cl["p"]) for cl in comb["clusters"]]
+    dims = ("animal", "variable", "condition")
+    tb = ("time_bin",)
+    ds = xr.Dataset(
+        {"accuracy": (dims + tb, arr["accuracy"], {"long_name": "cross-validated accuracy, mean over repeats"}),
+         "auc": (dims + tb, arr["auc"], {"long_name": "cross-validated ROC AUC, mean over repeats"}),
+         "null_mean": (dims + tb, arr["null_mean"], {"long_name": "surrogate accuracy mean"}),
+         "null_lo": (dims + tb, arr["null_lo"], {"long_name": "surrogate accuracy 2.5th percentile"}),
+         "null_hi": (dims + tb, arr["null_hi"], {"long_name": "surrogate accuracy 97.5th percentile"}),
+         "significant": (dims + tb, sig, {"long_name": "bin in a cluster with cluster p <= alpha"}),
+         "cluster_p": (dims + tb, arr["cluster_p"], {"long_name": "p of the supra-threshold cluster holding the bin"}),
+         "null_accuracy": (dims + ("surrogate",) + tb, null),
+         "status": (dims, status), "detail": (dims, detail),
+         "n_bouts_a": (dims, nba), "n_bouts_b": (dims, nbb), "n_dropped_edge": (dims, ndrop)},
+        coords={"animal": list(ANIMALS), "variable": np.array(contrasts, dtype=object),
+                "condition": np.array(conds, dtype=object),
+                "time_bin": ("time_bin", np.asarray(time_bins, float), {"units": "s", "long_name": "time from event"})},
+        attrs={"clusters": json.dumps(clusters), "alpha": p["alpha"], "exclusion_s": p["exclusion_s"],
+               "n_repeats": p["n_repeats"], "n_surrogates": p["n_surrogates"], "mode": p["mode"],
+               "null_rule": "labels permuted across bouts (windows kept); one balanced subsample per surrogate",
+               "status_values": f"ok | {NOT_ENOUGH} | no features | skipped | not run"})
+    groups = functional_groups(tree, p.get("alpha", 0.05))
+    if groups is not None:
+        ds = ds.merge(groups)
+    return ds
+
+
+def functional_groups(tree, alpha=0.05):
+    """Group sizes of auROC-selective neurons per (animal, cell type, task variable, class) from /encoding.
+
+    Uses the encoding stage's `class` (activated / suppressed / none, its own circular-shift
+    null per behaviour). Returns None when /encoding is absent.
+    """
+    rows = []
+    for a in ANIMALS:
+        try:
+            enc = tree[f"/encoding/{a}"].to_dataset()
+        except KeyError:
+            continue
+        beh = [str(b) for b in enc["behavior"].values]
+        ct = enc["cell_type"].values.astype(str) if "cell_type" in enc.coords else np.full(enc.sizes["neuron"], "unknown")
+        for var, (b, role) in FUNCTIONAL_VARIABLES.items():
+            if b not in beh:
+                continue
+            cls = enc["class"].sel(behavior=b, role=role).values.astype(str)
+            for t in ("GABAergic", "glutamatergic", "unknown"):
+                for k in ("activated", "suppressed"):
+                    rows.append((a, var, t, k, int(((ct == t) & (cls == k)).sum()), int((ct == t).sum())))
+    if not rows:
+        return None
+    df = pd.DataFrame(rows, columns=["animal", "fg_variable", "cell_type", "fg_class", "n", "n_type"])
+    n = df.set_index(["animal", "fg_variable", "cell_type", "fg_class"])["n"].to_xarray().fillna(0).astype(int)
+    tot = df.set_index(["animal", "fg_variable", "cell_type", "fg_class"])["n_type"].to_xarray().fillna(0).astype(int)
+    return xr.Dataset({"group_size": n, "group_type_size": tot.isel(fg_class=0, drop=True)},
+                      attrs={"functional_groups": json.dumps(FUNCTIONAL_VARIABLES)})
