@@ -12,7 +12,7 @@ from pipeline.decoding_session import decode_session
 from pipeline.orchestrate import stage
 
 
-@stage("decoding", needs=("align", "subspace", "encoding"), params=("decoding",), version="1")
+@stage("decoding", needs=("align",), wants=("subspace", "encoding"), params=("decoding",), version="1")
 def run(ctx):
     p = ctx.params["decoding"]
     tree = ctx.upstream()
