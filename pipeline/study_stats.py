@@ -99,11 +99,13 @@ def _mixedlm_p(table: pd.DataFrame, value: str, factor: str, levels) -> float | 
 
 
 def compare(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str] | None = None,
-            unit: str = "pair", n_perm: int = 10000, n_boot: int = 2000, random_state: int = 0) -> Comparison:
+            unit: str = "pair", n_perm: int = 10000, n_boot: int = 2000, random_state: int = 0,
+            mixedlm: bool = True) -> Comparison:
     """Compare `value` between two levels of `factor` with `unit` ('pair' or 'animal') as the replicate.
 
     table: tidy, one row per measurement, with columns `pair`, `animal` (unique within the study, e.g.
     'pair03/A'), `factor` and `value`. Rows are first averaged within unit x level.
+    mixedlm=False skips the mixed model (p_mixedlm None), e.g. inside a calibration loop.
     """
     rng = np.random.default_rng(random_state)
     if levels is None:
@@ -132,7 +134,7 @@ def compare(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str
         hedges_g=_hedges_g(x, y), p_permutation=p, note=note,
         # animals (not neurons) are the rows of the mixed model; pair is the random intercept
         p_mixedlm=_mixedlm_p(unit_means(table, value, factor, "animal") if "animal" in table else table,
-                             value, factor, levels))
+                             value, factor, levels) if mixedlm else None)
 
 
 def neuron_level_p(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str]) -> float:
@@ -142,3 +144,57 @@ def neuron_level_p(table: pd.DataFrame, value: str, factor: str, levels: tuple[s
     a = t.loc[t[factor] == levels[0], value]
     b = t.loc[t[factor] == levels[1], value]
     return float(mannwhitneyu(a, b).pvalue)
+
+
+def _signflip_p(d: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided sign-flip permutation p of mean(d) = 0; exact when 2^n <= n_perm."""
+    n = len(d)
+    obs = abs(d.mean())
+    if 2 ** n <= n_perm:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+        stats = np.abs((signs * d).mean(1))
+        return float(np.mean(stats >= obs - 1e-12))
+    stats = np.abs((rng.choice((1.0, -1.0), (n_perm, n)) * d).mean(1))
+    return float((np.sum(stats >= obs - 1e-12) + 1) / (n_perm + 1))
+
+
+def compare_paired(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str],
+                   unit: str = "pair", n_perm: int = 10000, n_boot: int = 2000,
+                   random_state: int = 0) -> Comparison:
+    """Within-unit comparison: both levels are measured on the same unit (e.g. a pair and its
+    pseudo-pairs, or the GABAergic and glutamatergic neurons of one animal).
+
+    The unit's difference d = mean(level 0) - mean(level 1) is tested by a sign-flip permutation
+    across units (exact when 2^n_units <= n_perm); the effect is mean(d) with a bootstrap interval
+    over units and Hedges' g_z = mean(d)/sd(d) with the small-sample correction. Units with only
+    one level are left out and counted in `note`. `p_mixedlm` is None (the paired test is the model).
+    """
+    rng = np.random.default_rng(random_state)
+    um = unit_means(table, value, factor, unit)
+    um = um[um[factor].isin(levels)]
+    wide = um.pivot_table(index=unit, columns=factor, values=value, aggfunc="mean")
+    for lv in levels:
+        if lv not in wide.columns:
+            wide[lv] = np.nan
+    both = wide.dropna(subset=list(levels))
+    d = (both[levels[0]] - both[levels[1]]).to_numpy(float)
+    n = len(d)
+    dropped = len(wide) - n
+    note = f"{dropped} {unit}(s) with one level only left out" if dropped else ""
+    if n < 2:
+        note = (note + "; " if note else "") + f"too few {unit}s for a test ({n})"
+        p = float("nan")
+    else:
+        p = _signflip_p(d, n_perm, rng)
+    boots = np.array([rng.choice(d, n).mean() for _ in range(n_boot)]) if n else np.array([np.nan])
+    sd = d.std(ddof=1) if n > 1 else np.nan
+    gz = float(d.mean() / sd * (1 - 3 / (4 * (n - 1) - 1))) if n > 2 and sd > 0 else float("nan")
+    units = set(both.index)
+    sub = table[table[unit].isin(units) & table[factor].isin(levels)].dropna(subset=[value])
+    return Comparison(
+        value=value, factor=factor, levels=tuple(levels), unit=unit, n_units=(n, n),
+        n_pairs=int(sub["pair"].nunique()), n_animals=int(sub["animal"].nunique()) if "animal" in sub else 0,
+        mean=(float(both[levels[0]].mean()) if n else np.nan, float(both[levels[1]].mean()) if n else np.nan),
+        effect=float(d.mean()) if n else np.nan,
+        ci=(float(np.nanpercentile(boots, 2.5)), float(np.nanpercentile(boots, 97.5))),
+        hedges_g=gz, p_permutation=p, p_mixedlm=None, note=note)
