@@ -289,7 +289,10 @@ def _decoding_rows(dec: xr.Dataset | None, a: str, base: dict, why: str | None) 
         tdim = next((d for d in da.dims if "time" in d), None)
         other = [d for d in da.dims if d != tdim]
         if (low.startswith("accuracy") or low.startswith("auc")) and tdim and np.issubdtype(da.dtype, np.number):
-            null = next((dec[n] for n in (f"{name}_null", f"null_{name}", f"{name}_null_mean") if n in dec), None)
+            # the decoding stage's null mean per bin is `null_mean` (for accuracy); `null_accuracy` holds
+            # every surrogate curve and is not a per-bin summary
+            names = (f"{name}_null_mean", "null_mean" if low.startswith("accuracy") else "", f"{name}_null")
+            null = next((dec[n] for n in names if n and n in dec and "surrogate" not in dec[n].dims), None)
             stacked = da.stack(_k=other) if other else da.expand_dims(_k=[0])
             for k in range(stacked.sizes["_k"]):
                 s = stacked.isel(_k=k)
