@@ -1,0 +1,210 @@
+"""Cell detection and trace extraction on a registered movie (suite2p 1.x).
+
+`extract(binary, shape, fs, params, modality)` runs suite2p's functional
+detection (sparsery for 2p, sourcery for 1p) on a temporally binned copy of the registered binary,
+suite2p's extraction (ROI and neuropil traces), its built-in classifier, and
+then pipeline.traces (neuropil correction, dF/F, OASIS deconvolution).
+ROIs under `iscell_threshold` are kept with `is_cell = False`.
+
+Memory: the binned movie holds at most `max_binned_frames` frames
+(float32, Y x X each); everything else streams through the binary in batches.
+
+One-photon: the same suite2p engine, with the binned movie spatially
+high-passed first (the out-of-focus background is much brighter than cells).
+An optional CaImAn backend exists only when the real CaImAn is importable.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from . import traces
+from .motion import ChunkedBinary, highpass, torch_device
+
+log = logging.getLogger("interbrain.extraction")
+
+
+@dataclass
+class ExtractionResult:
+    """Shapes: N ROIs, T frames, P footprint pixels (all ROIs), (Y, X) frame."""
+
+    pix_neuron: np.ndarray     # (P,) ROI index of each footprint pixel
+    pix_y: np.ndarray          # (P,)
+    pix_x: np.ndarray          # (P,)
+    pix_weight: np.ndarray     # (P,) suite2p lam, sums to 1 per ROI
+    centroid: np.ndarray       # (N, 2) px (y, x)
+    iscell_prob: np.ndarray    # (N,)
+    is_cell: np.ndarray        # (N,) bool
+    F: np.ndarray              # (N, T) raw units
+    Fneu: np.ndarray           # (N, T)
+    F_corrected: np.ndarray    # (N, T)
+    dff: np.ndarray            # (N, T)
+    spikes: np.ndarray         # (N, T)
+    mean_image: np.ndarray     # (Y, X)
+    correlation_image: np.ndarray   # (Y, X)
+    engine: str = "suite2p"
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_rois(self) -> int:
+        return len(self.iscell_prob)
+
+    def footprints(self, shape) -> np.ndarray:
+        """Dense footprints (N, Y, X) (for small movies and tests)."""
+        out = np.zeros((self.n_rois, *shape), np.float32)
+        out[self.pix_neuron, self.pix_y, self.pix_x] = self.pix_weight
+        return out
+
+
+def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> dict:
+    """suite2p settings with ours merged in per nested section (suite2p merges only one level)."""
+    import suite2p
+    s = suite2p.default_settings()
+    d = float(params["diameter"])
+    s["diameter"] = np.array([d, d])
+    s["tau"] = float(params["tau"])
+    s["fs"] = float(fs)
+    det = dict(s["detection"])
+    det["nbins"] = int(params["max_binned_frames"])
+    # bin so the binned movie never exceeds max_binned_frames (suite2p would otherwise subsample batches)
+    # suite2p bins by tau * fs; short movies keep >= 300 bins so detection has enough samples
+    bin_tau = min(round(params["tau"] * fs), max(1, n_frames // 300))
+    det["bin_size"] = int(max(1, int(np.ceil(n_frames / params["max_binned_frames"])), bin_tau))
+    det["sparsery_settings"] = dict(det["sparsery_settings"])
+    det["algorithm"] = "sparsery"
+    det["threshold_scaling"] = float(params["threshold_scaling"])
+    if modality == "1p":
+        # sourcery (model-based, with a neuropil basis) fits the large blurry 1p somata better than
+        # sparsery on the simulator (docs/imaging.md)
+        det["algorithm"] = "sourcery"
+        det["sparsery_settings"]["highpass_neuropil"] = max(5, int(round(1.5 * d)))
+    s["detection"] = det
+    ext = dict(s["extraction"])
+    ext["neuropil_coefficient"] = float(params["neuropil_coefficient"])
+    ext["batch_size"] = 500
+    s["extraction"] = ext
+    s["classification"] = dict(s["classification"], use_builtin_classifier=True)
+    return s
+
+
+def _bin_movie(binary: ChunkedBinary, bin_size: int, bad: np.ndarray | None, hp_sigma: float,
+               batch: int = 500) -> np.ndarray:
+    """Temporal means of `bin_size` good frames, (n_bins, Y, X) float32; spatially high-passed if hp_sigma."""
+    T, Ly, Lx = binary.shape
+    good = np.ones(T, bool) if bad is None else ~np.asarray(bad, bool)
+    n_bins = int(good.sum()) // bin_size
+    out = np.zeros((n_bins, Ly, Lx), np.float32)
+    carry = np.zeros((0, Ly, Lx), np.float32)
+    k = 0
+    batch = max(batch, bin_size) // bin_size * bin_size
+    for i, fr in binary.iter_chunks(batch):
+        fr = np.concatenate([carry, fr[good[i:i + len(fr)]].astype(np.float32)])
+        m = len(fr) // bin_size
+        m = min(m, n_bins - k)
+        if m > 0:
+            out[k:k + m] = fr[:m * bin_size].reshape(m, bin_size, Ly, Lx).mean(1)
+            k += m
+        carry = fr[m * bin_size:]
+    if hp_sigma > 0:
+        for j in range(0, n_bins, 500):
+            out[j:j + 500] = highpass(out[j:j + 500], hp_sigma)
+    return out
+
+
+def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict, modality: str = "2p",
+            bad_frame: np.ndarray | None = None, valid_yx=None, scale: float = 1.0,
+            mean_image: np.ndarray | None = None, device=None,
+            spatial_highpass: float | None = None) -> ExtractionResult:
+    """Detect ROIs and extract traces from the registered int16 binary (T, Y, X) at `fs` Hz.
+
+    params: validated [extraction] section. scale: raw units per binary count (MotionResult.scale).
+    spatial_highpass: sigma (px) of the Gaussian blur subtracted from the binned movie before
+    detection; default: the cell diameter for 1p, none for 2p.
+    Returns an ExtractionResult; traces are in raw movie units.
+    """
+    engine = params["engine_1p"] if modality == "1p" else params["engine_2p"]
+    if engine == "caiman":
+        raise NotImplementedError(
+            "engine_1p = 'caiman' is not available in this version; use 'suite2p' (see docs/imaging.md)")
+    if engine == "minian":
+        raise NotImplementedError(
+            "engine_1p = 'minian' is not wired in yet (see docs/imaging.md: what blocked it); use 'suite2p'")
+    from suite2p import detection, extraction as s2p_extraction
+    from suite2p import classification
+    device = device or torch_device()
+    T, Ly, Lx = shape
+    s = suite2p_settings(params, modality, fs, T)
+    f_reg = ChunkedBinary(binary_path, shape)
+    (y0, y1), (x0, x1) = valid_yx if valid_yx is not None else ((0, Ly), (0, Lx))
+    if spatial_highpass is None:
+        spatial_highpass = float(params["diameter"]) if modality == "1p" else 0.0
+    hp_sigma = float(spatial_highpass)
+    mov = _bin_movie(f_reg, s["detection"]["bin_size"], bad_frame, hp_sigma)[:, y0:y1, x0:x1]
+    if len(mov) < 2:
+        raise ValueError(f"{binary_path}: only {len(mov)} binned frame(s); the movie is too short for detection")
+    try:
+        det_out, stat, _ = detection.detection_wrapper(
+            f_reg, mov=mov, diameter=s["diameter"], tau=s["tau"], fs=s["fs"], yrange=[y0, y1], xrange=[x0, x1],
+            settings=s["detection"], device=device)
+    except ValueError as exc:
+        if "no ROIs were found" not in str(exc):
+            raise
+        log.warning("%s: suite2p found no ROIs", binary_path)
+        stat, det_out = np.array([]), {}
+    del mov
+    N = len(stat)
+    if N:
+        F, Fneu, _, _ = s2p_extraction.extraction_wrapper(stat, f_reg, settings=s["extraction"], device=device)
+        F, Fneu = F.astype(np.float32) * scale, Fneu.astype(np.float32) * scale
+        Fc = traces.neuropil_correct(F, Fneu, params["neuropil_coefficient"])
+        from scipy.stats import skew
+        snr = 1 - 0.5 * np.diff(Fc, axis=1).var(axis=1) / np.maximum(Fc.var(axis=1), 1e-12)
+        sk, sd = skew(Fc, axis=1), Fc.std(axis=1)
+        for k, st in enumerate(stat):
+            st["snr"], st["skew"], st["std"] = snr[k], sk[k], sd[k]
+        iscell = classification.classify(stat=stat, classfile=classification.builtin_classfile)
+        prob = iscell[:, 1].astype(np.float32)
+    else:
+        F = Fneu = Fc = np.zeros((0, T), np.float32)
+        prob = np.zeros(0, np.float32)
+    f_reg.close()
+    dff = traces.dff(Fc, F, fs, params["baseline_window_s"], params["baseline_percentile"])
+    spikes = traces.deconvolve(Fc, fs, params["tau"], params["baseline_window_s"], params["baseline_percentile"])
+
+    pn = np.concatenate([np.full(len(st["ypix"]), k) for k, st in enumerate(stat)]) if N else np.zeros(0, int)
+    py = np.concatenate([st["ypix"] for st in stat]) if N else np.zeros(0, int)
+    px = np.concatenate([st["xpix"] for st in stat]) if N else np.zeros(0, int)
+    pw = np.concatenate([st["lam"] / max(st["lam"].sum(), 1e-12) for st in stat]) if N else np.zeros(0)
+    cen = np.array([[np.average(st["ypix"], weights=st["lam"]), np.average(st["xpix"], weights=st["lam"])]
+                    for st in stat], np.float32).reshape(N, 2)
+    corr = np.zeros((Ly, Lx), np.float32)
+    vc = det_out.get("Vcorr") if isinstance(det_out, dict) else None
+    if vc is not None and vc.shape == (y1 - y0, x1 - x0):
+        corr[y0:y1, x0:x1] = vc
+    elif vc is not None:
+        zoom = ((y1 - y0) / vc.shape[0], (x1 - x0) / vc.shape[1])
+        z = ndimage.zoom(vc, zoom, order=1)
+        corr[y0:y0 + z.shape[0], x0:x0 + z.shape[1]] = z[: y1 - y0, : x1 - x0]
+    return ExtractionResult(
+        pix_neuron=pn.astype(np.int32), pix_y=py.astype(np.int32), pix_x=px.astype(np.int32),
+        pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
+        is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
+        mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
+        correlation_image=corr, engine="suite2p",
+        settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
+                  "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
+                  "spatial_highpass_px": hp_sigma},
+    )
+
+
+def caiman_available() -> bool:
+    """True only for the real CaImAn (flatironinstitute), not the unrelated PyPI 'caiman'."""
+    try:
+        import caiman  # noqa: F401
+        import caiman.source_extraction  # noqa: F401
+        return True
+    except Exception:
+        return False

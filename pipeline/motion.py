@@ -1,0 +1,380 @@
+"""Motion correction with suite2p 1.x registration (two-photon and one-photon).
+
+`register_movie(movie, workdir, modality, params)` writes the movie to a
+suite2p int16 binary (`workdir/data.bin`), registers it in place (rigid, then
+nonrigid blocks) and returns a `MotionResult`.
+
+Sign convention (same as suite2p): `rigid_shift[t] = (dy, dx)` px is the
+displacement of frame t's content relative to the reference image: a feature
+at (y, x) in the reference appears at (y + dy, x + dx) in raw frame t, and
+registration moves the frame by (-dy, -dx). suite2p's rigid step is integer;
+the reported rigid shift is that integer shift + the mean nonrigid block shift
++ the subpixel residual of the registered frame, measured from the peak of its
+phase correlation with the reference (3-point Gaussian fit).
+
+One-photon: suite2p 1.x has no one-photon switch any more (0.x's `1Preg`,
+`spatial_hp_reg`, `pre_smooth` were removed), so shifts are estimated on a
+spatially high-passed copy (frame minus its Gaussian blur, `highpass_sigma`),
+with suite2p's one-photon smoothing (smooth_sigma 4) and a wide taper, and the
+same shifts are applied to the raw frames through suite2p's second-channel path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .readers import Movie
+
+log = logging.getLogger("interbrain.motion")
+
+DEFAULTS_BY_MODALITY = {"2p": {"smooth_sigma": 1.15, "spatial_taper": 3.45},
+                        "1p": {"smooth_sigma": 4.0, "spatial_taper": 50.0}}
+
+
+# ---------------------------------------------------------------------------
+class ChunkedBinary:
+    """A suite2p-style int16 binary (T, Y, X) read and written with pread/pwrite, not mmap.
+
+    suite2p's BinaryFile memory-maps the file, so every page it touches counts
+    toward the process's resident memory; this class reads only the frames asked
+    for, which keeps peak RSS independent of the movie length. It supports what
+    suite2p's registration/detection/extraction use: `.shape`, slices, index
+    arrays and slice assignment.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, int, int] | None = None, Ly: int | None = None,
+                 Lx: int | None = None, write: bool = False):
+        self.filename = str(path)
+        if shape is not None:
+            self.n_frames, self.Ly, self.Lx = (int(s) for s in shape)
+            if write and not os.path.exists(self.filename):
+                with open(self.filename, "wb") as fh:
+                    fh.truncate(self.n_frames * self.Ly * self.Lx * 2)
+        else:
+            self.Ly, self.Lx = int(Ly), int(Lx)
+            self.n_frames = os.path.getsize(self.filename) // (2 * self.Ly * self.Lx)
+        self._fd = os.open(self.filename, os.O_RDWR if write else os.O_RDONLY)
+        self.dtype = np.dtype("int16")
+
+    @property
+    def shape(self):
+        return (self.n_frames, self.Ly, self.Lx)
+
+    def __len__(self):
+        return self.n_frames
+
+    @property
+    def _fbytes(self):
+        return self.Ly * self.Lx * 2
+
+    def _read(self, i, j):
+        buf = os.pread(self._fd, (j - i) * self._fbytes, i * self._fbytes)
+        return np.frombuffer(buf, np.int16).reshape(j - i, self.Ly, self.Lx).copy()
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            return self[key[0]][(slice(None),) + key[1:]] if not np.isscalar(key[0]) else self[key[0]][key[1:]]
+        if isinstance(key, (int, np.integer)):
+            k = int(key) % self.n_frames
+            return self._read(k, k + 1)[0]
+        if isinstance(key, slice):
+            i, j, s = key.indices(self.n_frames)
+            return self._read(i, max(i, j)) if s == 1 else self[np.arange(i, j, s)]
+        idx = np.asarray(key)
+        if idx.dtype == bool:
+            idx = np.nonzero(idx)[0]
+        return np.stack([self._read(int(k), int(k) + 1)[0] for k in idx]) if len(idx) else \
+            np.empty((0, self.Ly, self.Lx), np.int16)
+
+    def __setitem__(self, key, value):
+        if not isinstance(key, slice):
+            raise TypeError("ChunkedBinary supports slice assignment only")
+        i, j, s = key.indices(self.n_frames)
+        if s != 1:
+            raise TypeError("ChunkedBinary supports contiguous slices only")
+        arr = np.ascontiguousarray(np.clip(np.asarray(value), -32768, 32767).astype(np.int16))
+        if arr.shape != (j - i, self.Ly, self.Lx):
+            arr = np.broadcast_to(arr, (j - i, self.Ly, self.Lx)).copy()
+        os.pwrite(self._fd, arr.tobytes(), i * self._fbytes)
+
+    def iter_chunks(self, n=500):
+        for i in range(0, self.n_frames, n):
+            yield i, self[i: i + n]
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------
+@dataclass
+class MotionResult:
+    """Registration outputs of one movie. Shapes: T frames, B blocks, (Y, X) frame."""
+
+    rigid_shift: np.ndarray          # (T, 2) px, (dy, dx), see module docstring for the sign
+    nonrigid_shift: np.ndarray       # (T, B, 2) px, residual block shifts after the rigid step
+    block_center: np.ndarray         # (B, 2) px, (y, x) block centres
+    frame_corr: np.ndarray           # (T,) Pearson r of the registered (1p: high-passed) frame with the reference
+    bad_frame: np.ndarray            # (T,) bool: phase-correlation peak robust z < -bad_frame_corr_z
+    peak_corr: np.ndarray            # (T,) phase-correlation peak with the reference
+    reference_image: np.ndarray      # (Y, X) suite2p reference (high-passed for 1p)
+    mean_image: np.ndarray           # (Y, X) mean registered frame, raw units
+    mean_image_raw: np.ndarray       # (Y, X) mean raw frame before registration, raw units
+    crispness_before: float
+    crispness_after: float
+    binary: str                      # path of the registered int16 binary
+    scale: float                     # raw value = binary value * scale
+    valid_yx: tuple                  # ((y0, y1), (x0, x1)) region never shifted in from outside
+    settings: dict = field(default_factory=dict)   # suite2p registration settings used
+
+
+def suite2p_registration_settings(modality: str, params: dict, shape: tuple[int, int, int]) -> dict:
+    """suite2p's registration settings merged with ours (suite2p's own merge is one level deep).
+
+    params: the validated [motion] section. shape: (T, Y, X) of the movie.
+    """
+    import suite2p
+    s = dict(suite2p.default_settings()["registration"])
+    d = DEFAULTS_BY_MODALITY[modality]
+    _, Ly, Lx = shape
+    taper = params["spatial_taper"] if params.get("spatial_taper") is not None else d["spatial_taper"]
+    # suite2p's taper is flat up to (L-1)/2 - 2*taper from the centre: keep a usable centre on small frames
+    taper = float(min(taper, max(min(Ly, Lx) / 10.0, 1.0)))
+    s.update(
+        # nonrigid needs at least two blocks per axis (suite2p interpolates between block centres);
+        # smaller frames are registered rigidly (tiny blocks give noisy shifts that blur the movie)
+        nonrigid=bool(params["nonrigid"]) and all(L >= 2 * b for b, L in zip(params["block_size"], (Ly, Lx))),
+        block_size=tuple(int(min(b, L // 2)) for b, L in zip(params["block_size"], (Ly, Lx))),
+        maxregshift=float(params["maxregshift"]),
+        smooth_sigma=float(params["smooth_sigma"] if params.get("smooth_sigma") is not None else d["smooth_sigma"]),
+        spatial_taper=taper,
+        batch_size=int(params["batch_size"]),
+        reg_tif=False, reg_tif_chan2=False, two_step_registration=False,
+        # a nonrigid shift of up to a quarter block (suite2p default 5 px is too small for 1p/large blocks)
+        maxregshiftNR=int(max(5, min(params["block_size"]) // 8)),
+    )
+    return s
+
+
+def torch_device():
+    import torch
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def int16_scale(movie: Movie, n_sample: int = 200) -> float:
+    """Divisor that maps the movie's values into int16 (suite2p's binary type).
+
+    uint16 data are halved as suite2p does; floats are scaled so the sampled
+    maximum |value| maps to ~16000 (at least 1 count per unit when possible).
+    """
+    dt = movie.dtype
+    if dt in (np.int8, np.uint8, np.int16):
+        return 1.0
+    idx = np.linspace(0, len(movie) - 1, min(n_sample, len(movie))).astype(int)
+    mx = float(np.abs(movie.take(idx)).max()) or 1.0
+    if dt == np.uint16:
+        return 2.0 if mx > 16000 else 1.0
+    if dt.kind in "iu" and mx < 16000:
+        return 1.0
+    if dt.kind == "f" and 100 < mx < 16000:
+        return 1.0
+    return mx / 16000.0
+
+
+def highpass(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """frames (n, Y, X) minus their per-frame Gaussian blur (sigma px); float32."""
+    f = frames.astype(np.float32)
+    return f - ndimage.gaussian_filter(f, (0, sigma, sigma), mode="nearest")
+
+
+def crispness(img: np.ndarray, valid=None) -> float:
+    """Frobenius norm of the spatial gradient of an image (CaImAn's crispness), over the valid region."""
+    if valid is not None:
+        (y0, y1), (x0, x1) = valid
+        img = img[y0:y1, x0:x1]
+    gy, gx = np.gradient(img.astype(np.float64))
+    return float(np.sqrt((gy ** 2 + gx ** 2).sum()))
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD)."""
+    med = np.median(x)
+    mad = 1.4826 * np.median(np.abs(x - med))
+    return (x - med) / (mad if mad > 0 else (np.std(x) or 1.0))
+
+
+def write_binary(movie: Movie, path: str | Path, scale: float, batch: int = 500,
+                 hp_path: str | Path | None = None, hp_sigma: float = 0.0, progress=None) -> np.ndarray:
+    """Copy the movie into an int16 binary in chunks (and its high-passed copy to hp_path).
+
+    Returns the mean raw frame (Y, X) in raw units.
+    """
+    T, Ly, Lx = movie.shape
+    out = ChunkedBinary(path, movie.shape, write=True)
+    hp = ChunkedBinary(hp_path, movie.shape, write=True) if hp_path else None
+    hp_scale = None
+    total = np.zeros((Ly, Lx), np.float64)
+    it = movie.iter_chunks(batch)
+    for i, fr in (progress(it, "read", total=-(-T // batch)) if progress else it):
+        total += fr.sum(0, dtype=np.float64)
+        out[i: i + len(fr)] = np.round(fr / scale) if scale != 1 else fr
+        if hp is not None:
+            h = highpass(fr, hp_sigma)
+            if hp_scale is None:   # fixed from the first chunk so all frames share it
+                hp_scale = max(float(np.abs(h).max()) / 8000.0, 1e-6)
+            hp[i: i + len(fr)] = np.round(h / hp_scale)
+    out.close()
+    if hp is not None:
+        hp.close()
+    return (total / T).astype(np.float32)
+
+
+def _block_centers(blocks) -> np.ndarray:
+    yb, xb = blocks[0], blocks[1]
+    return np.array([[(y[0] + y[1] - 1) / 2, (x[0] + x[1] - 1) / 2] for y, x in zip(yb, xb)], np.float32)
+
+
+def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dict,
+                   progress=None, device=None) -> MotionResult:
+    """Register `movie` (T, Y, X) with suite2p; the registered int16 binary is `workdir/data.bin`.
+
+    modality: '2p' or '1p'. params: the validated [motion] section
+    (see pipeline/parameters/stages.py). Memory stays bounded by batch_size frames.
+    """
+    from suite2p.registration import register as s2p_register
+    if modality not in DEFAULTS_BY_MODALITY:
+        raise ValueError(f"modality must be '2p' or '1p', got {modality!r}")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    T, Ly, Lx = movie.shape
+    if T < 2:
+        raise ValueError(f"{movie.source[0]}: a movie of {T} frame(s) cannot be registered")
+    settings = suite2p_registration_settings(modality, params, movie.shape)
+    device = device or torch_device()
+    scale = int16_scale(movie)
+    bin_path = workdir / "data.bin"
+    hp_path = workdir / "data_highpass.bin" if modality == "1p" else None
+    for p in (bin_path, hp_path):
+        if p is not None and p.exists():
+            p.unlink()
+    mean_raw = write_binary(movie, bin_path, scale, settings["batch_size"], hp_path,
+                            params["highpass_sigma"], progress)
+
+    raw = ChunkedBinary(bin_path, movie.shape, write=True)
+    if modality == "1p":
+        align = ChunkedBinary(hp_path, movie.shape, write=True)
+        out = s2p_register.registration_wrapper(align, f_reg_chan2=raw, settings=settings, device=device)
+        mean_img = np.asarray(out["meanImg_chan2"], np.float32)
+    else:
+        align = raw
+        out = s2p_register.registration_wrapper(raw, settings=settings, device=device)
+        mean_img = np.asarray(out["meanImg"], np.float32)
+
+    yoff = np.asarray(out["yoff"], np.float32)
+    xoff = np.asarray(out["xoff"], np.float32)
+    if settings["nonrigid"] and out.get("yoff1") is not None:
+        nr = np.stack([np.asarray(out["yoff1"], np.float32), np.asarray(out["xoff1"], np.float32)], -1)
+        blocks = s2p_register.nonrigid.make_blocks(Ly=Ly, Lx=Lx, block_size=settings["block_size"])
+        centers = _block_centers(blocks)
+    else:
+        nr = np.zeros((T, 1, 2), np.float32)
+        centers = np.array([[(Ly - 1) / 2, (Lx - 1) / 2]], np.float32)
+    ref = np.asarray(out["refImg"], np.float32)
+
+    # valid region: pixels never filled from outside the field of view by any shift
+    applied = np.stack([yoff, xoff], 1) + nr.mean(1)
+    m = int(np.ceil(np.abs(applied).max() + (np.abs(nr - nr.mean(1, keepdims=True)).max() if nr.size else 0)))
+    m = min(m, min(Ly, Lx) // 4)
+    valid = ((m, Ly - m), (m, Lx - m))
+
+    # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
+    # from the peak of its phase correlation with the reference, in the same pass as frame_corr
+    residual, frame_corr, peak = _residual_and_corr(align, ref, settings, valid, device)
+    rigid = applied + residual
+    # bad frames from the whitened phase-correlation peak: Pearson r also drops when many cells fire
+    # together, which is activity, not a registration failure
+    bad = robust_z(peak) < -params["bad_frame_corr_z"]
+    raw.close()
+    if modality == "1p":
+        align.close()
+        os.unlink(hp_path)   # the high-passed copy only served to estimate shifts
+
+    mean_img = mean_img * scale
+    crisp_img = (lambda im: im) if modality == "2p" else (lambda im: highpass(im[None], params["highpass_sigma"])[0])
+    return MotionResult(
+        rigid_shift=rigid.astype(np.float32), nonrigid_shift=nr, block_center=centers,
+        frame_corr=frame_corr.astype(np.float32), bad_frame=bad, peak_corr=peak, reference_image=ref,
+        mean_image=mean_img, mean_image_raw=mean_raw,
+        crispness_before=crispness(crisp_img(mean_raw), valid),
+        crispness_after=crispness(crisp_img(mean_img), valid),
+        binary=str(bin_path), scale=float(scale), valid_yx=valid,
+        settings={k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()},
+    )
+
+
+def _subpixel_peak(cc: np.ndarray) -> np.ndarray:
+    """Peak positions (N, 2) of correlation maps cc (N, H, W) relative to the centre, by a 3-point
+    Gaussian fit (parabola where values are not positive) around the integer maximum."""
+    N, H, W = cc.shape
+    flat = cc.reshape(N, -1).argmax(1)
+    iy, ix = np.clip(flat // W, 1, H - 2), np.clip(flat % W, 1, W - 2)
+    n = np.arange(N)
+    out = np.empty((N, 2), np.float64)
+    for k, (lo, c0, hi) in enumerate(((cc[n, iy - 1, ix], cc[n, iy, ix], cc[n, iy + 1, ix]),
+                                      (cc[n, iy, ix - 1], cc[n, iy, ix], cc[n, iy, ix + 1]))):
+        pos = (lo > 0) & (c0 > 0) & (hi > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lg = np.log(np.where(pos, lo, 1)), np.log(np.where(pos, c0, 1)), np.log(np.where(pos, hi, 1))
+            dg = (lg[0] - lg[2]) / (2 * (lg[0] - 2 * lg[1] + lg[2]))
+            dp = (lo - hi) / (2 * (lo - 2 * c0 + hi))
+        d = np.where(pos, dg, dp)
+        d = np.where(np.isfinite(d), np.clip(d, -0.5, 0.5), 0.0)
+        out[:, k] = (iy if k == 0 else ix) + d
+    return out - np.array([(H - 1) / 2, (W - 1) / 2])
+
+
+def _residual_and_corr(align: ChunkedBinary, ref: np.ndarray, settings: dict, valid, device):
+    """Per registered frame: subpixel residual shift (T, 2) px, Pearson r (T,) with the reference and
+    the phase-correlation peak (T,) with the reference (suite2p's registration quality measure)."""
+    import torch
+    from suite2p.registration import register as s2p_register, rigid as s2p_rigid
+    maskMul, maskOffset, cfRef, *_, rmin, rmax = s2p_register.compute_filters_and_norm(
+        ref.astype(np.int16), norm_frames=settings["norm_frames"], spatial_smooth=settings["smooth_sigma"],
+        spatial_taper=settings["spatial_taper"], block_size=None, device=device)
+    (y0, y1), (x0, x1) = valid
+    r = ref[y0:y1, x0:x1].ravel().astype(np.float64)
+    r = (r - r.mean()) / (r.std() or 1.0)
+    T = align.n_frames
+    residual, corr, peak = np.zeros((T, 2), np.float32), np.zeros(T, np.float32), np.zeros(T, np.float32)
+    for i, fr in align.iter_chunks(settings["batch_size"]):
+        t = torch.from_numpy(fr).to(device)
+        t = torch.clip(t, int(rmin), int(rmax)) if rmin > -np.inf else t
+        # small search window: registered frames are within a pixel of the reference
+        _, _, cmax, cc = s2p_rigid.phasecorr(t, cfRef, maskMul, maskOffset, maxregshift=3.0 / min(fr.shape[1:]),
+                                          smooth_sigma_time=0, return_cc=True)
+        residual[i:i + len(fr)] = _subpixel_peak(cc)
+        peak[i:i + len(fr)] = cmax.cpu().numpy()
+        f = fr[:, y0:y1, x0:x1].reshape(len(fr), -1).astype(np.float64)
+        f = (f - f.mean(1, keepdims=True)) / np.maximum(f.std(1, keepdims=True), 1e-9)
+        corr[i:i + len(fr)] = f @ r / r.size
+    return residual, corr, peak
+
+

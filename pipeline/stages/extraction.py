@@ -1,0 +1,104 @@
+"""Stage `extraction`: ROIs and traces of each animal (pipeline.extraction; docs/imaging.md).
+
+Reads `/A/motion` (and B) and the registered binaries in the motion stage's
+work folder; writes `/A/rois` and `/A/traces` (and B). `frame_time` is on the
+master clock: the animal's timestamps file (dropped frames are gaps), or
+`start_offset_s + frame / frame_rate`.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+from pipeline import orchestrate
+from pipeline.extraction import ExtractionResult, extract
+from pipeline.orchestrate import stage
+from pipeline.readers import read_timestamps
+from pipeline.traces import BASELINE_RULE
+
+ANIMALS = ("A", "B")
+
+
+def _timestamp_inputs(session, out) -> list[str]:
+    return [a["timestamps"] for a in session.animals.values() if a["timestamps"]]
+
+
+def frame_times(animal_cfg: dict, n_frames: int) -> np.ndarray:
+    """(T,) s on the master clock for each recorded frame."""
+    if animal_cfg["timestamps"]:
+        t = read_timestamps(animal_cfg["timestamps"])
+        if len(t) != n_frames:
+            raise ValueError(f"{animal_cfg['timestamps']}: {len(t)} timestamps for {n_frames} registered frames")
+        return t
+    return animal_cfg["start_offset_s"] + np.arange(n_frames) / animal_cfg["frame_rate"]
+
+
+def frame_rate(times: np.ndarray) -> float:
+    """Nominal rate (Hz) from the median frame interval (robust to dropped frames)."""
+    return float(1.0 / np.median(np.diff(times))) if len(times) > 1 else 1.0
+
+
+def rois_dataset(e: ExtractionResult) -> xr.Dataset:
+    N = e.n_rois
+    return xr.Dataset(
+        {
+            "pix_neuron": ("pixel", e.pix_neuron), "pix_y": ("pixel", e.pix_y), "pix_x": ("pixel", e.pix_x),
+            "pix_weight": ("pixel", e.pix_weight, {"description": "suite2p lam, normalised to sum 1 per ROI"}),
+            "roi_id": ("neuron", np.arange(N)),
+            "centroid_y": ("neuron", e.centroid[:, 0], {"units": "px"}),
+            "centroid_x": ("neuron", e.centroid[:, 1], {"units": "px"}),
+            "iscell_prob": ("neuron", e.iscell_prob, {"description": "suite2p built-in classifier probability"}),
+            "is_cell": ("neuron", e.is_cell),
+            "mean_image": (("y", "x"), e.mean_image, {"units": "raw"}),
+            "correlation_image": (("y", "x"), e.correlation_image),
+        },
+        coords={"neuron": np.arange(N)},
+        attrs={"engine": e.engine, "settings": json.dumps(e.settings, default=str)},
+    )
+
+
+def traces_dataset(e: ExtractionResult, times: np.ndarray, params: dict) -> xr.Dataset:
+    dims = ("neuron", "frame")
+    raw = {"units": "raw"}
+    return xr.Dataset(
+        {"F": (dims, e.F, raw), "Fneu": (dims, e.Fneu, raw), "F_corrected": (dims, e.F_corrected, raw),
+         "dff": (dims, e.dff, {"units": "1"}), "spikes": (dims, e.spikes, {"units": "a.u."})},
+        coords={"neuron": np.arange(e.n_rois), "frame": np.arange(len(times)),
+                "frame_time": ("frame", times, {"units": "s", "clock": "master"})},
+        attrs={"baseline_rule": BASELINE_RULE.format(p=params["baseline_percentile"], w=params["baseline_window_s"],
+                                                     c=params["neuropil_coefficient"]),
+               "deconvolution": f"suite2p OASIS, tau = {params['tau']} s"},
+    )
+
+
+@stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs)
+def run(ctx):
+    tree = ctx.upstream()
+    p = ctx.params["extraction"]
+    work = orchestrate.stage_dir(ctx.out, "motion") / "work"
+    groups = {}
+    for a in ANIMALS:
+        try:   # `"/A/motion" in tree` tests child names only, not paths
+            mo = tree[f"/{a}/motion"].to_dataset()
+        except KeyError:
+            raise ValueError(f"extraction: the upstream result has no /{a}/motion group (motion stage output)") from None
+        shape = tuple(int(s) for s in mo.attrs["binary_shape"])
+        binary = work / mo.attrs["binary"]
+        if not binary.is_file():
+            raise FileNotFoundError(f"{binary}: registered movie of animal {a} is missing; rerun the motion stage "
+                                    "(interbrain run --force --only motion)")
+        cfg = ctx.session.animals[a]
+        times = frame_times(cfg, shape[0])
+        fs = frame_rate(times)
+        e = extract(str(binary), shape, fs, p, cfg["modality"], bad_frame=mo["bad_frame"].values,
+                    valid_yx=(tuple(mo.attrs["valid_y"]), tuple(mo.attrs["valid_x"])),
+                    scale=float(mo.attrs["binary_scale"]), mean_image=mo["mean_image"].values)
+        if e.n_rois == 0:
+            ctx.warn(f"animal {a}: no ROIs found")
+        elif not e.is_cell.any():
+            ctx.warn(f"animal {a}: no ROI passed iscell_threshold = {p['iscell_threshold']}")
+        groups[f"/{a}/rois"] = rois_dataset(e)
+        groups[f"/{a}/traces"] = traces_dataset(e, times, p)
+    return xr.DataTree.from_dict(groups)

@@ -1,0 +1,135 @@
+"""Motion + extraction stages on simulated pair sessions: planted ROIs found, planted calcium recovered,
+the dataset groups match docs/design.md."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tomli_w
+import tomllib
+
+import pipeline
+from imaging_synth import match_rois, reference_offset, shift_rmse
+from pipeline import orchestrate
+from pipeline.session import Session
+from pipeline.simulator import load_truth, simulate_session
+from pipeline.traces import dff, neuropil_correct, running_percentile
+
+FAST = dict(preset="small", duration_s=40.0, fov=(64, 64))     # 400 frames of 64 x 64 px per animal
+
+
+def _run_session(d, modality, seed, extraction=None, **over):
+    toml = simulate_session(d / "s", seed=seed, modality=modality, **over)
+    if extraction:
+        doc = tomllib.loads(toml.read_text())
+        doc["extraction"] = {**doc.get("extraction", {}), **extraction}
+        toml.write_text(tomli_w.dumps(doc))
+    s = Session.load(toml)
+    status = orchestrate.run(s, d / "out", only=["motion", "extraction"], show_progress=False)
+    assert status == {"motion": "ran", "extraction": "ran"}
+    return pipeline.load(d / "out"), load_truth(toml), s
+
+
+def _scores(res, truth, a):
+    mo, rois, tr = res[f"/{a}/motion"], res[f"/{a}/rois"], res[f"/{a}/traces"]
+    g = truth[f"/{a}"]
+    Y, X = mo["mean_image"].shape
+    fp = np.zeros((rois.sizes["neuron"], Y, X))
+    fp[rois["pix_neuron"].values, rois["pix_y"].values, rois["pix_x"].values] = rois["pix_weight"].values
+    off = reference_offset(mo["rigid_shift"].values, g["rigid_shift"].values)
+    return match_rois(g["footprint"].values, fp, g["calcium"].values, tr["F_corrected"].values, off)
+
+
+@pytest.fixture(scope="module")
+def run2p(tmp_path_factory):
+    # short movies (400 frames) need a higher suite2p threshold than long ones (see docs/imaging.md)
+    return _run_session(tmp_path_factory.mktemp("e2p"), "2p", seed=3, extraction={"threshold_scaling": 3.0}, **FAST)
+
+
+@pytest.fixture(scope="module")
+def run1p(tmp_path_factory):
+    return _run_session(tmp_path_factory.mktemp("e1p"), "1p", seed=5, **FAST)
+
+
+@pytest.mark.parametrize("animal", ["A", "B"])
+def test_2p_planted_rois_found_and_traces_recovered(run2p, animal):
+    res, truth, _ = run2p
+    m = _scores(res, truth, animal)
+    assert m["f1"] >= 0.8, m
+    assert np.median(m["corr"]) >= 0.8, m
+
+
+@pytest.mark.parametrize("animal", ["A", "B"])
+def test_1p_default_engine_finds_planted_rois(run1p, animal):
+    res, truth, _ = run1p
+    m = _scores(res, truth, animal)
+    assert m["f1"] >= 0.7, m
+    assert np.median(m["corr"]) >= 0.7, m
+
+
+def test_2p_motion_group_matches_truth_and_contract(run2p):
+    res, truth, _ = run2p
+    for a in "AB":
+        mo = res[f"/{a}/motion"]
+        assert shift_rmse(mo["rigid_shift"].values, truth[f"/{a}"]["rigid_shift"].values) < 0.2
+        assert mo["rigid_shift"].dims == ("frame", "axis") and mo["rigid_shift"].attrs["units"] == "px"
+        assert mo["nonrigid_shift"].dims == ("frame", "block", "axis")
+        for v in ("frame_corr", "bad_frame"):
+            assert mo[v].dims == ("frame",)
+        for v in ("reference_image", "mean_image", "mean_image_raw"):
+            assert mo[v].dims == ("y", "x")
+        assert mo.attrs["crispness_after"] > mo.attrs["crispness_before"]
+
+
+def test_rois_and_traces_groups_match_the_contract(run2p):
+    res, truth, session = run2p
+    for a in "AB":
+        rois, tr = res[f"/{a}/rois"], res[f"/{a}/traces"]
+        for v in ("pix_neuron", "pix_y", "pix_x", "pix_weight"):
+            assert rois[v].dims == ("pixel",)
+        for v in ("roi_id", "centroid_y", "centroid_x", "iscell_prob", "is_cell"):
+            assert rois[v].dims == ("neuron",)
+        assert rois["mean_image"].dims == rois["correlation_image"].dims == ("y", "x")
+        n = rois.sizes["neuron"]
+        # ROIs under the classifier threshold are kept, marked
+        thr = session.params["extraction"]["iscell_threshold"]
+        np.testing.assert_array_equal(rois["is_cell"].values, rois["iscell_prob"].values >= thr)
+        for v in ("F", "Fneu", "F_corrected", "dff", "spikes"):
+            assert tr[v].dims == ("neuron", "frame") and tr[v].shape[0] == n
+            assert np.isfinite(tr[v].values).all()
+        assert "running 8th percentile over a 60 s" in tr.attrs["baseline_rule"]
+        np.testing.assert_allclose(tr["F_corrected"], tr["F"] - 0.7 * tr["Fneu"], rtol=1e-5, atol=1e-3)
+        # frame_time is the master clock of the recorded frames: dropped frames are gaps
+        t = tr["frame_time"].values
+        true_t = truth[f"/{a}"]["frame_time"].values
+        np.testing.assert_allclose(t, true_t, atol=1e-6)
+        dropped = truth[f"/{a}"]["dropped_frames"].values
+        if len(dropped):
+            assert np.diff(t).max() > 1.5 * np.median(np.diff(t))
+        # deconvolved activity is non-negative and peaks with the calcium of matched ROIs
+        assert (tr["spikes"].values >= 0).all()
+
+
+def test_dff_running_percentile_baseline():
+    rng = np.random.default_rng(0)
+    T, fs = 3000, 10.0
+    base = 100 + 50 * np.linspace(0, 1, T)               # slow drift (bleaching reversed)
+    x = base * (1 + 0.02 * rng.normal(size=T))
+    x[1000:1020] *= 2.0                                   # a transient of dF/F = 1
+    F = x[None].astype(np.float32)
+    d = dff(F, F, fs, window_s=60.0, percentile=8.0)[0]
+    assert abs(np.median(d[:900])) < 0.05 and abs(np.median(d[2000:])) < 0.05   # drift removed
+    assert 0.8 < np.median(d[1002:1018]) < 1.2
+    rp = running_percentile(np.arange(100, dtype=float)[None], 11, 50)[0]
+    np.testing.assert_allclose(rp[10:90], np.arange(10, 90), atol=0.6)
+    np.testing.assert_allclose(neuropil_correct(F, F, 0.7), 0.3 * F, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_realistic_2p_session(tmp_path):
+    """Default simulator preset: 128 x 128 px, 600 s at 15 Hz, ~55 neurons per animal; default parameters."""
+    res, truth, _ = _run_session(tmp_path, "2p", seed=31, preset="default")
+    for a in "AB":
+        m = _scores(res, truth, a)
+        assert m["f1"] >= 0.8, (a, m)
+        assert np.median(m["corr"]) >= 0.8, (a, m)
+        assert shift_rmse(res[f"/{a}/motion"]["rigid_shift"].values, truth[f"/{a}"]["rigid_shift"].values) < 0.2

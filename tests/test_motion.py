@@ -1,0 +1,119 @@
+"""Motion correction recovers the simulator's planted rigid shifts (2p and 1p), with the documented sign."""
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pytest
+
+from imaging_synth import shift_rmse, synth_movie
+from pipeline.motion import ChunkedBinary, _subpixel_peak, register_movie, robust_z
+from pipeline.parameters import SPEC
+from pipeline.readers import ArrayMovie, open_movie
+from pipeline.simulator import load_truth, simulate_session
+
+FAST = dict(preset="small", duration_s=40.0, fov=(64, 64))     # 400 frames of 64 x 64 px per animal
+
+
+def _register_sim(tmp_path_factory, modality, seed, **over):
+    d = tmp_path_factory.mktemp(f"sim{modality}")
+    toml = simulate_session(d / "s", seed=seed, modality=modality, **{**FAST, **over})
+    truth = load_truth(toml)["/A"]
+    movie = open_movie(glob.glob(str(d / "s" / "A" / "movie*"))[0])
+    r = register_movie(movie, d / "work", modality, SPEC["motion"].validate({}, "test"))
+    return r, truth, movie
+
+
+@pytest.fixture(scope="module")
+def reg2p(tmp_path_factory):
+    return _register_sim(tmp_path_factory, "2p", seed=11)
+
+
+@pytest.fixture(scope="module")
+def reg1p(tmp_path_factory):
+    return _register_sim(tmp_path_factory, "1p", seed=12)
+
+
+def test_2p_rigid_shifts_recovered_with_the_simulator_sign(reg2p):
+    r, truth, movie = reg2p
+    true = truth["rigid_shift"].values
+    assert np.abs(true).max() > 1.0                       # there is motion to recover
+    assert shift_rmse(r.rigid_shift, true) < 0.2          # planted subpixel shifts, realistic noise + warp
+    assert shift_rmse(-r.rigid_shift, true) > 0.5         # the opposite sign convention would be far off
+    assert r.rigid_shift.shape == (len(movie), 2)
+
+
+def test_1p_rigid_shifts_recovered_under_strong_background(reg1p):
+    r, truth, _ = reg1p
+    assert shift_rmse(r.rigid_shift, truth["rigid_shift"].values) < 0.5
+    assert r.settings["smooth_sigma"] == 4.0             # suite2p's one-photon smoothing
+
+
+@pytest.mark.parametrize("which", ["reg2p", "reg1p"])
+def test_registration_makes_the_mean_image_crisper_and_writes_the_binary(which, request):
+    r, _, movie = request.getfixturevalue(which)
+    assert r.crispness_after > r.crispness_before
+    b = ChunkedBinary(r.binary, movie.shape)
+    assert b.shape == movie.shape
+    # the binary holds the registered frames: its mean is the reported mean image
+    binary_mean = np.mean([c.mean(0) for _, c in b.iter_chunks(100)], axis=0) * r.scale
+    (y0, y1), (x0, x1) = r.valid_yx
+    np.testing.assert_allclose(binary_mean[y0:y1, x0:x1], r.mean_image[y0:y1, x0:x1], rtol=0.02, atol=2)
+    b.close()
+
+
+def test_subpixel_on_synthetic_movie_without_warp(tmp_path):
+    mov, truth = synth_movie(T=300, Ly=64, Lx=64, seed=3, modality="2p")
+    r = register_movie(ArrayMovie(mov), tmp_path, "2p", SPEC["motion"].validate({}, "test"))
+    assert shift_rmse(r.rigid_shift, truth["rigid_shift"]) < 0.15
+    # integer-only shifts would be off by ~0.3 px: the subpixel residual is doing work
+    assert shift_rmse(np.round(r.rigid_shift), truth["rigid_shift"]) > shift_rmse(r.rigid_shift, truth["rigid_shift"])
+
+
+def test_bad_frames_are_flagged(tmp_path):
+    mov, _ = synth_movie(T=300, Ly=48, Lx=48, seed=4, modality="2p")
+    rng = np.random.default_rng(0)
+    bad = [40, 41, 200]
+    for t in bad:   # blank frames (shutter closed / PMT glitch): dark level plus read noise
+        mov[t] = rng.normal(100, 10, mov.shape[1:]).clip(0).astype(np.uint16)
+    r = register_movie(ArrayMovie(mov), tmp_path, "2p", SPEC["motion"].validate({}, "test"))
+    assert set(np.nonzero(r.bad_frame)[0]) == set(bad)
+
+
+def test_subpixel_peak_fit_and_robust_z():
+    yy, xx = np.mgrid[-4:5, -4:5]
+    maps = np.stack([np.exp(-((yy - dy) ** 2 + (xx - dx) ** 2) / 4.0) for dy, dx in [(0.3, -0.2), (-1.4, 2.45)]])
+    np.testing.assert_allclose(_subpixel_peak(maps), [[0.3, -0.2], [-1.4, 2.45]], atol=1e-6)
+    z = robust_z(np.r_[np.random.default_rng(0).normal(0, 1, 1000), -50.0])
+    assert z[-1] < -30 and np.abs(np.median(z)) < 0.1
+
+
+def test_chunked_binary_roundtrip(tmp_path):
+    a = np.random.default_rng(0).integers(-3000, 3000, (17, 5, 6)).astype(np.int16)
+    b = ChunkedBinary(tmp_path / "x.bin", a.shape, write=True)
+    b[0:10] = a[:10]
+    b[10:17] = a[10:]
+    np.testing.assert_array_equal(b[3:12], a[3:12])
+    np.testing.assert_array_equal(b[np.array([16, 2, 5])], a[[16, 2, 5]])
+    np.testing.assert_array_equal(b[4], a[4])
+    b.close()
+    assert ChunkedBinary(tmp_path / "x.bin", Ly=5, Lx=6).shape == a.shape
+
+
+def test_too_short_movie_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="1 frame"):
+        register_movie(ArrayMovie(np.zeros((1, 32, 32), np.uint16)), tmp_path, "2p",
+                       SPEC["motion"].validate({}, "test"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("modality,bar", [("2p", 0.2), ("1p", 0.5)])
+def test_realistic_size_shifts(tmp_path_factory, modality, bar):
+    """The simulator's default preset (128 x 128 px, 600 s at 15 Hz, jumps and nonrigid warp)."""
+    d = tmp_path_factory.mktemp("real")
+    toml = simulate_session(d / "s", seed=21, modality=modality, preset="default")
+    truth = load_truth(toml)["/A"]["rigid_shift"].values
+    movie = open_movie(glob.glob(str(d / "s" / "A" / "movie*"))[0])
+    r = register_movie(movie, d / "work", modality, SPEC["motion"].validate({}, "test"))
+    assert shift_rmse(r.rigid_shift, truth) < bar
+    assert r.crispness_after > r.crispness_before
