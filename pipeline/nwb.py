@@ -312,3 +312,21 @@ def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, n
     path = outdir / "session.toml"
     dataset.atomic_write_text(path, tomli_w.dumps(doc))
     return path, missing
+
+
+def uses_nwb_segmentation(animal_cfg: dict) -> bool:
+    """True when this animal's ROIs and traces come from its NWB file instead of extraction.
+
+    `rois_from = "nwb"` forces it; "auto" uses it when the raw file is an NWB file holding an
+    ImageSegmentation (registering again would misalign someone else's ROIs); "extract" never.
+    """
+    mode = animal_cfg.get("rois_from", "auto")
+    if mode == "extract":
+        return False
+    raw = animal_cfg["raw"]
+    is_nwb = animal_cfg.get("raw_format") == "nwb" or (len(raw) == 1 and str(raw[0]).endswith(".nwb"))
+    if mode == "nwb":
+        if not is_nwb:
+            raise ValueError(f"rois_from = 'nwb' needs an NWB raw file; got {raw}")
+        return True
+    return is_nwb and len(raw) == 1 and describe_nwb(raw[0])["segmentation"]

@@ -18,6 +18,9 @@ ANIMAL = Section("animal", "One animal of the pair: [animals.A] and [animals.B].
     Param("raw", None, "paths", "Raw movie file(s), in order; a folder of TIFFs or miniscope AVIs is one entry.", required=True),
     Param("raw_format", "auto", str, "Reader to use.", choices=("auto", "tiff", "hdf5", "nwb", "miniscope", "isxd")),
     Param("hdf5_dataset", "", str, "Dataset path inside an HDF5 raw file, e.g. '/data'."),
+    Param("rois_from", "auto", str, "ROIs and traces: extract them, or take them from the NWB raw file's ImageSegmentation "
+          "('auto': from NWB when the raw file is NWB with a segmentation; motion and extraction are then skipped for this animal).",
+          choices=("auto", "extract", "nwb")),
     Param("frame_rate", None, float, "Imaging frame rate, used when no timestamps file is given.", unit="Hz", range=(0.1, 1000.0)),
     Param("start_offset_s", 0.0, float, "Master-clock time of frame 0 when no timestamps file is given.", unit="s"),
     Param("timestamps", "", "path", "CSV of frame times on the master clock (columns frame, time_s)."),

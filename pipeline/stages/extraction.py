@@ -14,6 +14,7 @@ import xarray as xr
 
 from pipeline import orchestrate
 from pipeline.extraction import ExtractionResult, extract
+from pipeline.nwb import read_segmentation, uses_nwb_segmentation
 from pipeline.orchestrate import stage
 from pipeline.readers import read_timestamps
 from pipeline.traces import BASELINE_RULE
@@ -80,6 +81,10 @@ def run(ctx):
     work = orchestrate.stage_dir(ctx.out, "motion") / "work"
     groups = {}
     for a in ANIMALS:
+        cfg = ctx.session.animals[a]
+        if uses_nwb_segmentation(cfg):
+            groups.update(_from_nwb(ctx, a, cfg))
+            continue
         try:   # `"/A/motion" in tree` tests child names only, not paths
             mo = tree[f"/{a}/motion"].to_dataset()
         except KeyError:
@@ -89,7 +94,6 @@ def run(ctx):
         if not binary.is_file():
             raise FileNotFoundError(f"{binary}: registered movie of animal {a} is missing; rerun the motion stage "
                                     "(interbrain run --force --only motion)")
-        cfg = ctx.session.animals[a]
         times = frame_times(cfg, shape[0])
         fs = frame_rate(times)
         e = extract(str(binary), shape, fs, p, cfg["modality"], bad_frame=mo["bad_frame"].values,
@@ -102,3 +106,18 @@ def run(ctx):
         groups[f"/{a}/rois"] = rois_dataset(e)
         groups[f"/{a}/traces"] = traces_dataset(e, times, p)
     return xr.DataTree.from_dict(groups)
+
+
+def _from_nwb(ctx, a: str, cfg: dict) -> dict:
+    """ROIs and traces of animal `a` from its NWB file's segmentation (extraction skipped)."""
+    path = cfg["raw"][0]
+    rois, traces = read_segmentation(path)
+    n_frames = traces.sizes["frame"]
+    if cfg["timestamps"] or cfg["frame_rate"]:
+        traces = traces.assign_coords(frame_time=("frame", frame_times(cfg, n_frames), {"units": "s", "clock": "master"}))
+    traces = traces.assign_coords(neuron=np.arange(rois.sizes["neuron"]), frame=np.arange(n_frames))
+    if "F_corrected" not in traces and {"F", "Fneu"} <= set(traces):
+        c = ctx.params["extraction"]["neuropil_coefficient"]
+        traces["F_corrected"] = traces["F"] - c * traces["Fneu"]
+    ctx.warn(f"animal {a}: extraction skipped; {rois.sizes['neuron']} ROIs and their traces read from {path}")
+    return {f"/{a}/rois": rois.assign_coords(neuron=np.arange(rois.sizes["neuron"])), f"/{a}/traces": traces}

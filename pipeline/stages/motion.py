@@ -8,6 +8,7 @@ registered in two processes when the machine has at least two cores.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -18,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.motion import MotionResult, register_movie
+from pipeline.nwb import uses_nwb_segmentation
 from pipeline.orchestrate import stage
 from pipeline.readers import check_timestamps, open_movie
 
@@ -83,7 +85,12 @@ def run(ctx):
     animals = ctx.session.animals
     work = {a: str(ctx.workdir / a) for a in ANIMALS}
     results: dict[str, MotionResult] = {}
-    if (os.cpu_count() or 1) >= 2:
+    todo = [a for a in ANIMALS if not uses_nwb_segmentation(animals[a])]
+    for a in set(ANIMALS) - set(todo):
+        ctx.warn(f"animal {a}: ROIs and traces come from the NWB file's segmentation; not registered again")
+    # dask workers (interbrain batch) are daemonic processes, which may not start children
+    parallel = (os.cpu_count() or 1) >= 2 and not multiprocessing.current_process().daemon
+    if len(todo) == 2 and parallel:
         # fork is cheapest and does not re-import the caller's __main__; but torch's thread
         # pools do not survive a fork, so spawn once torch is loaded in this process
         method = "spawn" if "torch" in sys.modules else "fork"
@@ -94,18 +101,19 @@ def run(ctx):
                 os.environ[k] = str(threads)
         try:
             with ProcessPoolExecutor(2, mp_context=get_context(method)) as pool:
-                futs = {a: pool.submit(_register_animal, animals[a], work[a], p) for a in ANIMALS}
+                futs = {a: pool.submit(_register_animal, animals[a], work[a], p) for a in todo}
                 results = {a: f.result() for a, f in futs.items()}
         finally:
             for k, v in env_before.items():
                 if v is None:
                     os.environ.pop(k, None)
     else:
-        ctx.warn("one CPU core: registering the two animals one after the other")
-        for a in ANIMALS:
+        if len(todo) == 2 and (os.cpu_count() or 1) < 2:
+            ctx.warn("one CPU core: registering the two animals one after the other")
+        for a in todo:
             results[a] = _register_animal(animals[a], work[a], p, ctx.progress)
     groups = {}
-    for a in ANIMALS:
+    for a in todo:
         r = results[a]
         if r.bad_frame.mean() > 0.1:
             ctx.warn(f"animal {a}: {int(r.bad_frame.sum())} of {len(r.bad_frame)} frames flagged bad "
