@@ -22,7 +22,9 @@ def test_curation_changes_the_next_run(demo_result, tmp_path):
     log = CurationLog(res)
     log.add("B", roi, label=new, is_cell=True)   # what the widget's buttons call
     assert (res / "curation.csv").is_file()
-    p = cli("run", str(src / "session.toml"), "--out", str(res), "--quiet", "--no-report")
+    # the stages that read labels: celltypes (the curation table is its input) and align (the coordinates)
+    p = cli("run", str(src / "session.toml"), "--out", str(res), "--quiet", "--no-report",
+            "--stages", "motion,extraction,celltypes,align")
     text, _ = p.communicate(timeout=1200)
     assert p.returncode == 0, text
     assert "celltypes   ran" in text and "motion      up to date" in text, text

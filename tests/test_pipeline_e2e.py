@@ -43,7 +43,8 @@ def _arrays(out: Path) -> dict[str, np.ndarray]:
     return got
 
 
-@pytest.mark.parametrize("kill_in", ["extraction", "subspace"])
+@pytest.mark.parametrize("kill_in", [pytest.param("extraction", marks=pytest.mark.slow),
+                                     pytest.param("subspace", marks=pytest.mark.slow), "encoding"])
 def test_killed_run_resumes_to_identical_results(demo_result, tmp_path, kill_in):
     src, ref_out, _, _ = demo_result
     out = tmp_path / "result"
