@@ -9,8 +9,13 @@ ROIs under `iscell_threshold` are kept with `is_cell = False`.
 Memory: the binned movie holds at most `max_binned_frames` frames
 (float32, Y x X each); everything else streams through the binary in batches.
 
-One-photon: the same suite2p engine, with the binned movie spatially
-high-passed first (the out-of-focus background is much brighter than cells).
+One-photon (engine_1p = 'suite2p', default): suite2p's sourcery on the binned movie spatially
+high-passed first (background_1p: a morphological top-hat with a disk of one cell diameter by
+default; the out-of-focus background is much brighter than cells), over the whole
+frame (detect_full_frame_1p), with its own threshold (threshold_scaling_1p) and ROIs larger
+than max_area_1p cell areas dropped. engine_1p = 'seeded': pipeline.extraction_1p (top-hat
+background removal, CNMF-E-style correlation x peak-to-noise seeding). Neither meets the
+quality bar on the simulator yet (docs/imaging.md).
 An optional CaImAn backend exists only when the real CaImAn is importable.
 """
 from __future__ import annotations
@@ -80,6 +85,7 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
         # sourcery (model-based, with a neuropil basis) fits the large blurry 1p somata better than
         # sparsery on the simulator (docs/imaging.md)
         det["algorithm"] = "sourcery"
+        det["threshold_scaling"] = float(params["threshold_scaling_1p"])
         det["sparsery_settings"]["highpass_neuropil"] = max(5, int(round(1.5 * d)))
     s["detection"] = det
     ext = dict(s["extraction"])
@@ -91,8 +97,12 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
 
 
 def _bin_movie(binary: ChunkedBinary, bin_size: int, bad: np.ndarray | None, hp_sigma: float,
-               batch: int = 500) -> np.ndarray:
-    """Temporal means of `bin_size` good frames, (n_bins, Y, X) float32; spatially high-passed if hp_sigma."""
+               batch: int = 500, hp_method: str = "gaussian") -> np.ndarray:
+    """Temporal means of `bin_size` good frames, (n_bins, Y, X) float32; spatially high-passed if hp_sigma.
+
+    hp_method 'gaussian': minus the Gaussian blur of hp_sigma px; 'tophat': minus the grey opening
+    with a disk of radius hp_sigma px (after a 0.7 px blur), pipeline.extraction_1p.tophat.
+    """
     T, Ly, Lx = binary.shape
     good = np.ones(T, bool) if bad is None else ~np.asarray(bad, bool)
     n_bins = int(good.sum()) // bin_size
@@ -110,8 +120,43 @@ def _bin_movie(binary: ChunkedBinary, bin_size: int, bad: np.ndarray | None, hp_
         carry = fr[m * bin_size:]
     if hp_sigma > 0:
         for j in range(0, n_bins, 500):
-            out[j:j + 500] = highpass(out[j:j + 500], hp_sigma)
+            if hp_method == "tophat":
+                from .extraction_1p import tophat
+                out[j:j + 500] = tophat(out[j:j + 500], hp_sigma, 0.7)
+            else:
+                out[j:j + 500] = highpass(out[j:j + 500], hp_sigma)
     return out
+
+
+def _detect_suite2p(f_reg, mov, s, device, binary_path, yr, xr):
+    """suite2p's functional detection on the binned movie; (stat, detection output)."""
+    from suite2p import detection
+    try:
+        det_out, stat, _ = detection.detection_wrapper(
+            f_reg, mov=mov, diameter=s["diameter"], tau=s["tau"], fs=s["fs"], yrange=list(yr), xrange=list(xr),
+            settings=s["detection"], device=device)
+    except ValueError as exc:
+        if "no ROIs were found" not in str(exc):
+            raise
+        log.warning("%s: suite2p found no ROIs", binary_path)
+        return np.array([]), {}
+    return stat, det_out
+
+
+def _detect_seeded(mov, s, params, y0, x0, Ly, Lx):
+    """pipeline.extraction_1p detection on the cropped binned movie, ROIs in frame coordinates + suite2p stats."""
+    from suite2p.detection.stats import roi_stats
+    from .extraction_1p import detect_1p
+    stat, img = detect_1p(mov, float(params["diameter"]), min_corr=float(params["min_corr_1p"]),
+                          min_pnr=float(params["min_pnr_1p"]))
+    for st in stat:
+        st["ypix"] = st["ypix"] + y0
+        st["xpix"] = st["xpix"] + x0
+    if stat:
+        stat = roi_stats(np.array(stat), Ly, Lx, diameter=s["diameter"], max_overlap=0.75, do_soma_crop=True)
+    else:
+        stat = np.array([])
+    return stat, {"Vcorr": img["correlation"]}
 
 
 def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict, modality: str = "2p",
@@ -132,7 +177,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     if engine == "minian":
         raise NotImplementedError(
             "engine_1p = 'minian' is not wired in yet (see docs/imaging.md: what blocked it); use 'suite2p'")
-    from suite2p import detection, extraction as s2p_extraction
+    from suite2p import extraction as s2p_extraction
     from suite2p import classification
     device = device or torch_device()
     T, Ly, Lx = shape
@@ -142,18 +187,25 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     if spatial_highpass is None:
         spatial_highpass = float(params["diameter"]) if modality == "1p" else 0.0
     hp_sigma = float(spatial_highpass)
-    mov = _bin_movie(f_reg, s["detection"]["bin_size"], bad_frame, hp_sigma)[:, y0:y1, x0:x1]
+    if modality == "1p" and params["detect_full_frame_1p"]:
+        # the valid region (pixels never filled by registration) is capped at a quarter of the side per edge;
+        # cropping to it lost ~half the cells of the simulator's 64 x 64 1p sessions (docs/imaging.md)
+        (y0, y1), (x0, x1) = (0, Ly), (0, Lx)
+    if engine == "seeded":
+        # 1p: our background-removing detector (pipeline.extraction_1p) on the raw binned movie
+        hp_sigma = 0.0
+    hp_method = params["background_1p"] if modality == "1p" else "gaussian"
+    mov = _bin_movie(f_reg, s["detection"]["bin_size"], bad_frame, hp_sigma, hp_method=hp_method)[:, y0:y1, x0:x1]
     if len(mov) < 2:
         raise ValueError(f"{binary_path}: only {len(mov)} binned frame(s); the movie is too short for detection")
-    try:
-        det_out, stat, _ = detection.detection_wrapper(
-            f_reg, mov=mov, diameter=s["diameter"], tau=s["tau"], fs=s["fs"], yrange=[y0, y1], xrange=[x0, x1],
-            settings=s["detection"], device=device)
-    except ValueError as exc:
-        if "no ROIs were found" not in str(exc):
-            raise
-        log.warning("%s: suite2p found no ROIs", binary_path)
-        stat, det_out = np.array([]), {}
+    if engine == "seeded":
+        stat, det_out = _detect_seeded(mov, s, params, y0, x0, Ly, Lx)
+    else:
+        stat, det_out = _detect_suite2p(f_reg, mov, s, device, binary_path, (y0, y1), (x0, x1))
+        if modality == "1p" and len(stat):
+            # sourcery also returns background patches many cells wide; a soma covers ~pi (d/2)^2 px
+            max_npix = float(params["max_area_1p"]) * np.pi * (float(params["diameter"]) / 2) ** 2
+            stat = stat[np.array([len(st["ypix"]) <= max_npix for st in stat], bool)]
     del mov
     N = len(stat)
     if N:
@@ -193,10 +245,11 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
         is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
-        correlation_image=corr, engine="suite2p",
+        correlation_image=corr, engine=engine,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
                   "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
-                  "spatial_highpass_px": hp_sigma},
+                  "spatial_highpass_px": hp_sigma,
+                  "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )
 
 

@@ -14,9 +14,15 @@ MOTION = Section("motion", "Motion correction with suite2p registration (docs/im
 
 EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/imaging.md).", (
     Param("engine_2p", "suite2p", str, "Engine for two-photon data.", choices=("suite2p",)),
-    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/imaging.md for the comparison).", choices=("suite2p", "minian", "caiman")),
+    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/imaging.md for the comparison).", choices=("seeded", "suite2p", "minian", "caiman")),
     Param("diameter", 10, int, "Expected cell diameter.", unit="px", range=(2, 200)),
-    Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier; raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
+    Param("threshold_scaling_1p", 0.5, float, "1p with engine_1p = 'suite2p': sourcery's detection threshold multiplier (replaces threshold_scaling for 1p data).", range=(0.01, 100.0)),
+    Param("background_1p", "tophat", str, "1p with engine_1p = 'suite2p': background removal of the detection movie: each frame minus its grey opening with a disk of one diameter (minian's top-hat), or minus its Gaussian blur of one diameter.", choices=("tophat", "gaussian")),
+    Param("detect_full_frame_1p", True, bool, "1p: detect cells over the whole frame, not only the valid region (pixels no registration shift filled); the valid region is up to a quarter of the side smaller per edge."),
+    Param("max_area_1p", 3.0, float, "1p with engine_1p = 'suite2p': drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches).", range=(0.1, 1000.0)),
+    Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
+    Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
+    Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
     Param("iscell_threshold", 0.5, float, "ROIs below this classifier probability are kept but marked is_cell = false.", range=(0.0, 1.0)),
     Param("neuropil_coefficient", 0.7, float, "F_corrected = F - coefficient * Fneu.", range=(0.0, 2.0)),
