@@ -187,7 +187,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     if spatial_highpass is None:
         spatial_highpass = float(params["diameter"]) if modality == "1p" else 0.0
     hp_sigma = float(spatial_highpass)
-    if modality == "1p" and params["detect_full_frame_1p"]:
+    if params["detect_full_frame_1p" if modality == "1p" else "detect_full_frame_2p"]:
         # the valid region (pixels never filled by registration) is capped at a quarter of the side per edge;
         # cropping to it lost ~half the cells of the simulator's 64 x 64 1p sessions (docs/imaging.md)
         (y0, y1), (x0, x1) = (0, Ly), (0, Lx)
