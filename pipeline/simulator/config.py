@@ -98,6 +98,9 @@ class SimConfig:
     Identity
         animal_id, subject_names: ids in session.toml and subject names in the BORIS file.
         condition: session condition written to session.toml.
+    Session settings
+        detect_full_frame: write `[extraction] detect_full_frame_2p = true` (small fields of view, where
+            the registration-valid crop would drop the edge cells).
         latent_seed: seed of the shared latents only (None: derived from the session seed).
     """
 
@@ -168,6 +171,8 @@ class SimConfig:
     # identity
     animal_id: tuple = ("m01", "m02")
     subject_names: tuple = ("mouse_A", "mouse_B")
+    # session settings
+    detect_full_frame: bool = False
     condition: str = "social"
     latent_seed: int | None = None
 
@@ -264,7 +269,7 @@ def genotype_type(genotype: str) -> str | None:
 PRESETS: dict[str, SimConfig] = {
     # committed demo: small enough to commit (<= ~12 MB), long enough for the analyses
     "sample": SimConfig(n_neurons=(16, 14), fov=(40, 40), frame_rate=(7.5, 7.49), duration_s=190.0,
-                        compression="zlib", chunk_frames=400, jump_px=(2.5, 3.5)),
+                        compression="zlib", chunk_frames=400, jump_px=(2.5, 3.5), detect_full_frame=True),
     # fast tests
     "small": SimConfig(n_neurons=(15, 13), fov=(40, 40), frame_rate=(10.0, 9.98), duration_s=240.0,
                        jump_px=(2.5, 3.5)),

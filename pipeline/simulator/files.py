@@ -102,7 +102,8 @@ def write_session_toml(path: Path, cfg: SimConfig, name: str, seed: int, mean_si
               "[clocks.video]", 'timestamps = "behavior/video_timestamps.csv"', f"frame_rate = {cfg.video_fps!r}", "",
               "[clocks.task]", 'sync = "task/sync.csv"', "",
               "[task]", 'log = "task/task_log.csv"', 'clock = "task"', "",
-              "[extraction]", f"diameter = {max(2, int(round(4 * mean_sigma)))}", f"tau = {cfg.tau_decay_s!r}", "",
+              "[extraction]", f"diameter = {max(2, int(round(4 * mean_sigma)))}", f"tau = {cfg.tau_decay_s!r}",
+              *(["detect_full_frame_2p = true"] if cfg.detect_full_frame else []), "",
               "[behavior]", f"coordination_window_s = {cfg.coordination_window_s!r}", ""]
     block = max(16, min(cfg.fov) // 2)
     lines[lines.index("[extraction]"):lines.index("[extraction]")] = ["[motion]", f"block_size = [{block}, {block}]", ""]
