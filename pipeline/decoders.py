@@ -277,11 +277,7 @@ def _decisions_fast(G, y, train, C, tol):
     the all-bouts solution (usually already right, so one or two steps suffice).
     Returns decision values (bin, bout), NaN where a fold's training set lacks a class.
     """
-    nb, n, _ = G.shape
-    s = np.where(y == 1, 1.0, -1.0)
-    ok = np.array([len(np.unique(y[t])) == 2 for t in train])
-    folds = np.flatnonzero(ok)
-    f = np.full((nb, n), np.nan)
+    nb, n, s, folds, f = _fold_setup(G, y, train)
     if len(folds) == 0:
         return f
     tm = train[folds]
@@ -298,6 +294,14 @@ def _decisions_fast(G, y, train, C, tol):
     return f
 
 
+def _fold_setup(G, y, train):
+    """Shared by the solvers: sizes, +-1 targets, folds whose training set has both classes, NaN decisions."""
+    nb, n, _ = G.shape
+    s = np.where(y == 1, 1.0, -1.0)
+    folds = np.flatnonzero([len(np.unique(y[t])) == 2 for t in train])
+    return nb, n, s, folds, np.full((nb, n), np.nan)
+
+
 def _decisions_ridge(G, y, train, C):
     """Closed-form fast mode: ridge least-squares classifier on +-1 targets (bias as feature 1).
 
@@ -305,11 +309,7 @@ def _decisions_ridge(G, y, train, C):
     lambda = 1/C. Exact leave-bouts-out by the same block downdate as the SVM path.
     G: (bin, bout, bout) Gram + 1; returns decisions (bin, bout).
     """
-    nb, n, _ = G.shape
-    s = np.where(y == 1, 1.0, -1.0)
-    ok = np.array([len(np.unique(y[t])) == 2 for t in train])
-    folds = np.flatnonzero(ok)
-    f = np.full((nb, n), np.nan)
+    nb, n, s, folds, f = _fold_setup(G, y, train)
     if len(folds) == 0:
         return f
     H = np.linalg.inv(G + np.eye(n) / C)
