@@ -9,8 +9,9 @@ displacement of frame t's content relative to the reference image: a feature
 at (y, x) in the reference appears at (y + dy, x + dx) in raw frame t, and
 registration moves the frame by (-dy, -dx). suite2p's rigid step is integer;
 the reported rigid shift is that integer shift + the mean nonrigid block shift
-+ the subpixel residual of the registered frame, measured from the peak of its
-phase correlation with the reference (3-point Gaussian fit).
+(subpixel in suite2p). Without nonrigid blocks (frames smaller than two blocks per
+axis) the subpixel residual of each registered frame is measured from the peak of
+its phase correlation with the reference (3-point Gaussian fit).
 
 One-photon: suite2p 1.x has no one-photon switch any more (0.x's `1Preg`,
 `spatial_hp_reg`, `pre_smooth` were removed), so shifts are estimated on a
@@ -305,9 +306,16 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     m = min(m, min(Ly, Lx) // 4)
     valid = ((m, Ly - m), (m, Lx - m))
 
-    # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
-    # from the peak of its phase correlation with the reference, in the same pass as frame_corr
-    residual, frame_corr, peak = _residual_and_corr(align, ref, settings, valid, device)
+    if settings["nonrigid"] and out.get("corrXY") is not None:
+        # suite2p's nonrigid block shifts are already subpixel, and its rigid pass measured each frame's
+        # phase-correlation peak: only the (cheap) Pearson r with the reference is left to compute
+        residual = np.zeros((T, 2), np.float32)
+        peak = np.asarray(out["corrXY"], np.float32)
+        frame_corr = _frame_corr(align, ref, valid, settings["batch_size"])
+    else:
+        # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
+        # from the peak of its phase correlation with the reference, in the same pass as frame_corr
+        residual, frame_corr, peak = _residual_and_corr(align, ref, settings, valid, device)
     rigid = applied + residual
     # bad frames from the whitened phase-correlation peak: Pearson r also drops when many cells fire
     # together, which is activity, not a registration failure
@@ -359,9 +367,7 @@ def _residual_and_corr(align: ChunkedBinary, ref: np.ndarray, settings: dict, va
     maskMul, maskOffset, cfRef, *_, rmin, rmax = s2p_register.compute_filters_and_norm(
         ref.astype(np.int16), norm_frames=settings["norm_frames"], spatial_smooth=settings["smooth_sigma"],
         spatial_taper=settings["spatial_taper"], block_size=None, device=device)
-    (y0, y1), (x0, x1) = valid
-    r = ref[y0:y1, x0:x1].ravel().astype(np.float64)
-    r = (r - r.mean()) / (r.std() or 1.0)
+    r = _standardised(ref, valid)
     T = align.n_frames
     residual, corr, peak = np.zeros((T, 2), np.float32), np.zeros(T, np.float32), np.zeros(T, np.float32)
     for i, fr in align.iter_chunks(settings["batch_size"]):
@@ -372,9 +378,30 @@ def _residual_and_corr(align: ChunkedBinary, ref: np.ndarray, settings: dict, va
                                           smooth_sigma_time=0, return_cc=True)
         residual[i:i + len(fr)] = _subpixel_peak(cc)
         peak[i:i + len(fr)] = cmax.cpu().numpy()
-        f = fr[:, y0:y1, x0:x1].reshape(len(fr), -1).astype(np.float64)
-        f = (f - f.mean(1, keepdims=True)) / np.maximum(f.std(1, keepdims=True), 1e-9)
-        corr[i:i + len(fr)] = f @ r / r.size
+        corr[i:i + len(fr)] = _pearson_with(fr, r, valid)
     return residual, corr, peak
+
+
+def _standardised(ref: np.ndarray, valid) -> np.ndarray:
+    (y0, y1), (x0, x1) = valid
+    r = ref[y0:y1, x0:x1].ravel().astype(np.float64)
+    return (r - r.mean()) / (r.std() or 1.0)
+
+
+def _pearson_with(frames: np.ndarray, r: np.ndarray, valid) -> np.ndarray:
+    """Pearson r (n,) of each frame (n, Y, X) over the valid region with the standardised reference r."""
+    (y0, y1), (x0, x1) = valid
+    f = frames[:, y0:y1, x0:x1].reshape(len(frames), -1).astype(np.float64)
+    f = (f - f.mean(1, keepdims=True)) / np.maximum(f.std(1, keepdims=True), 1e-9)
+    return f @ r / r.size
+
+
+def _frame_corr(align: ChunkedBinary, ref: np.ndarray, valid, batch: int) -> np.ndarray:
+    """Pearson r (T,) of each registered frame with the reference, over the valid region."""
+    r = _standardised(ref, valid)
+    corr = np.zeros(align.n_frames, np.float32)
+    for i, fr in align.iter_chunks(batch):
+        corr[i:i + len(fr)] = _pearson_with(fr, r, valid)
+    return corr
 
 
