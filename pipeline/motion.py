@@ -306,7 +306,7 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     m = min(m, min(Ly, Lx) // 4)
     valid = ((m, Ly - m), (m, Lx - m))
 
-    if settings["nonrigid"] and out.get("corrXY") is not None:
+    if settings["nonrigid"] and out.get("corrXY") is not None and not params["subpixel_residual"]:
         # suite2p's nonrigid block shifts are already subpixel, and its rigid pass measured each frame's
         # phase-correlation peak: only the (cheap) Pearson r with the reference is left to compute
         residual = np.zeros((T, 2), np.float32)
