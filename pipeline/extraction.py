@@ -81,6 +81,11 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
     det["sparsery_settings"] = dict(det["sparsery_settings"])
     det["algorithm"] = "sparsery"
     det["threshold_scaling"] = float(params["threshold_scaling"])
+    # sparsery's spatial scale (1, 2, 3, 4 = cells of 6, 12, 24, 48 px) from the configured diameter rather than
+    # suite2p's estimate: that takes the most common scale among the 50 brightest maxima of its multi-scale maps,
+    # and beyond the coarsest grid's outer nodes (frame edges) those maps are flat, so one plateau casts dozens
+    # of tied votes; on a 64 x 64 frame they outvoted the cells, the threshold quadrupled and no ROI was found
+    det["sparsery_settings"]["spatial_scale"] = int(np.clip(1 + np.round(np.log2(d / 6.0)), 1, 4))
     if modality == "1p":
         # sourcery (model-based, with a neuropil basis) fits the large blurry 1p somata better than
         # sparsery on the simulator (docs/imaging.md)
@@ -248,6 +253,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         correlation_image=corr, engine=engine,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
                   "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
+                  "spatial_scale": s["detection"]["sparsery_settings"]["spatial_scale"],
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )

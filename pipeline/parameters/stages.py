@@ -20,7 +20,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("threshold_scaling_1p", 0.5, float, "1p with engine_1p = 'suite2p': sourcery's detection threshold multiplier (replaces threshold_scaling for 1p data).", range=(0.01, 100.0)),
     Param("background_1p", "tophat", str, "1p with engine_1p = 'suite2p': background removal of the detection movie: each frame minus its grey opening with a disk of one diameter (minian's top-hat), or minus its Gaussian blur of one diameter.", choices=("tophat", "gaussian")),
     Param("detect_full_frame_1p", True, bool, "1p: detect cells over the whole frame, not only the valid region (pixels no registration shift filled); the valid region is up to a quarter of the side smaller per edge."),
-    Param("detect_full_frame_2p", False, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p)."),
+    Param("detect_full_frame_2p", True, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p); cropping lost edge cells on small frames (docs/imaging.md)."),
     Param("max_area_1p", 3.0, float, "1p with engine_1p = 'suite2p': drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches).", range=(0.1, 1000.0)),
     Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
     Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
