@@ -13,9 +13,11 @@ One-photon (engine_1p = 'suite2p', default): suite2p's sourcery on the binned mo
 high-passed first (background_1p: a morphological top-hat with a disk of one cell diameter by
 default; the out-of-focus background is much brighter than cells), over the whole
 frame (detect_full_frame_1p), with its own threshold (threshold_scaling_1p) and ROIs larger
-than max_area_1p cell areas dropped. engine_1p = 'seeded': pipeline.extraction_1p (top-hat
-background removal, CNMF-E-style correlation x peak-to-noise seeding). Neither meets the
-quality bar on the simulator yet (docs/imaging.md).
+than max_area_1p cell areas dropped. engine_1p = 'minian': minian's CNMF
+(pipeline.extraction_minian). engine_1p = 'seeded': pipeline.extraction_1p (top-hat
+background removal, CNMF-E-style correlation x peak-to-noise seeding). suite2p scored the
+best ROI F1 on the simulator's 1p sessions, minian the best trace correlation; none meets the
+quality bar for every animal yet (docs/imaging.md).
 An optional CaImAn backend exists only when the real CaImAn is importable.
 """
 from __future__ import annotations
@@ -180,8 +182,9 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         raise NotImplementedError(
             "engine_1p = 'caiman' is not available in this version; use 'suite2p' (see docs/imaging.md)")
     if engine == "minian":
-        raise NotImplementedError(
-            "engine_1p = 'minian' is not wired in yet (see docs/imaging.md: what blocked it); use 'suite2p'")
+        from .extraction_minian import extract_minian
+        return extract_minian(binary_path, shape, fs, params, bad_frame=bad_frame, valid_yx=valid_yx, scale=scale,
+                              mean_image=mean_image)
     from suite2p import extraction as s2p_extraction
     from suite2p import classification
     device = device or torch_device()

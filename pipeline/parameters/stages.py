@@ -23,6 +23,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("detect_full_frame_2p", True, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p); cropping lost edge cells on small frames (docs/imaging.md)."),
     Param("max_area_1p", 3.0, float, "1p with engine_1p = 'suite2p': drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches).", range=(0.1, 1000.0)),
     Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
+    Param("minian_pnr_1p", 1.0, float, "engine_1p = 'minian': least peak-to-noise ratio of a seed (minian's pnr_refine thres; low-pass over high-pass peak-to-peak).", range=(0.0, 100.0)),
     Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
     Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),

@@ -68,10 +68,17 @@ def traces_dataset(e: ExtractionResult, times: np.ndarray, params: dict) -> xr.D
          "dff": (dims, e.dff, {"units": "1"}), "spikes": (dims, e.spikes, {"units": "a.u."})},
         coords={"neuron": np.arange(e.n_rois), "frame": np.arange(len(times)),
                 "frame_time": ("frame", times, {"units": "s", "clock": "master"})},
-        attrs={"baseline_rule": BASELINE_RULE.format(p=params["baseline_percentile"], w=params["baseline_window_s"],
-                                                     c=params["neuropil_coefficient"]),
-               "deconvolution": f"suite2p OASIS, tau = {params['tau']} s"},
+        attrs=_trace_attrs(e.engine, params),
     )
+
+
+def _trace_attrs(engine: str, params: dict) -> dict:
+    rule = BASELINE_RULE.format(p=params["baseline_percentile"], w=params["baseline_window_s"],
+                                c=params["neuropil_coefficient"])
+    if engine == "minian":   # CNMF models background and neighbours itself: F_corrected is its denoised C
+        return {"baseline_rule": rule.split("; F_corrected")[0] + "; F_corrected = minian CNMF C (raw units), "
+                "Fneu = F - F_corrected", "deconvolution": "minian CNMF S (AR(1) model)"}
+    return {"baseline_rule": rule, "deconvolution": f"suite2p OASIS, tau = {params['tau']} s"}
 
 
 @stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs)
