@@ -38,7 +38,7 @@ T, L, d, nb, bs = {T}, {L}, {d!r}, {nb}, {bs}
 t0 = time.time()
 m = open_movie(d + "/movie.tif")
 r = register_movie(m, d + "/work", "2p", SPEC["motion"].validate({{"batch_size": bs}}, "bench"))
-p = SPEC["extraction"].validate({{"max_binned_frames": nb, "diameter": 6}}, "bench")
+p = SPEC["extraction"].validate({{"max_binned_frames": nb, "diameter": 6, "batch_size": bs}}, "bench")
 e = extract(r.binary, m.shape, 15.0, p, "2p", r.bad_frame, r.valid_yx, r.scale)
 print(json.dumps({{"T": T, "L": L, "rois": int(e.n_rois), "seconds": time.time() - t0,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
@@ -62,7 +62,7 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="128 x 128 px, 1000 and 4000 frames (default 512 x 512, 2000 and 8000)")
     ap.add_argument("--max-binned", type=int, help="max_binned_frames (default 500 quick, 1000 full)")
-    ap.add_argument("--batch-size", type=int, default=100, help="[motion] batch_size (default 100, the parameter default)")
+    ap.add_argument("--batch-size", type=int, default=100, help="[motion] and [extraction] batch_size (default 100, the parameter default)")
     ap.add_argument("--short-only", action="store_true", help="only the shorter movie (to see how peak RSS "
                     "depends on --max-binned)")
     a = ap.parse_args(argv)

@@ -97,7 +97,7 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
     s["detection"] = det
     ext = dict(s["extraction"])
     ext["neuropil_coefficient"] = float(params["neuropil_coefficient"])
-    ext["batch_size"] = 500
+    ext["batch_size"] = int(params["batch_size"])
     s["extraction"] = ext
     s["classification"] = dict(s["classification"], use_builtin_classifier=True)
     return s
@@ -203,7 +203,8 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         # 1p: our background-removing detector (pipeline.extraction_1p) on the raw binned movie
         hp_sigma = 0.0
     hp_method = params["background_1p"] if modality == "1p" else "gaussian"
-    mov = _bin_movie(f_reg, s["detection"]["bin_size"], bad_frame, hp_sigma, hp_method=hp_method)[:, y0:y1, x0:x1]
+    mov = _bin_movie(f_reg, s["detection"]["bin_size"], bad_frame, hp_sigma, batch=int(params["batch_size"]),
+                     hp_method=hp_method)[:, y0:y1, x0:x1]
     if len(mov) < 2:
         raise ValueError(f"{binary_path}: only {len(mov)} binned frame(s); the movie is too short for detection")
     if engine == "seeded":

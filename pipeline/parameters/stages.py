@@ -31,6 +31,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("neuropil_coefficient", 0.7, float, "F_corrected = F - coefficient * Fneu.", range=(0.0, 2.0)),
     Param("baseline_window_s", 60.0, float, "Running-percentile baseline window for dF/F.", unit="s", range=(1.0, 3600.0)),
     Param("baseline_percentile", 8.0, float, "Percentile of the running baseline for dF/F.", range=(0.0, 100.0)),
+    Param("batch_size", 100, int, "Frames per batch when binning the detection movie and extracting traces (bounds memory; results do not depend on it).", range=(10, 100000)),
     Param("max_binned_frames", 2000, int, "Upper bound on the frames of suite2p's binned detection movie (sets its bin size); memory ~ 4 x value x Y x X bytes (2 GB at 512 x 512).", range=(100, 1000000)),
 ), stage="extraction")
 
