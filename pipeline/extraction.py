@@ -66,6 +66,15 @@ class ExtractionResult:
         return out
 
 
+# extraction defaults that differ by modality (a parameter left unset picks these)
+DEFAULTS_BY_MODALITY = {"2p": {"max_overlap": 0.5}, "1p": {"max_overlap": 0.75}}
+
+
+def _by_modality(params: dict, name: str, modality: str) -> float:
+    v = params.get(name)
+    return float(DEFAULTS_BY_MODALITY[modality][name] if v is None else v)
+
+
 def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> dict:
     """suite2p settings with ours merged in per nested section (suite2p merges only one level)."""
     import suite2p
@@ -83,6 +92,7 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
     det["sparsery_settings"] = dict(det["sparsery_settings"])
     det["algorithm"] = "sparsery"
     det["threshold_scaling"] = float(params["threshold_scaling"])
+    det["max_overlap"] = _by_modality(params, "max_overlap", modality)
     # sparsery's spatial scale (1, 2, 3, 4 = cells of 6, 12, 24, 48 px) from the configured diameter rather than
     # suite2p's estimate: that takes the most common scale among the 50 brightest maxima of its multi-scale maps,
     # and beyond the coarsest grid's outer nodes (frame edges) those maps are flat, so one plateau casts dozens
@@ -160,7 +170,8 @@ def _detect_seeded(mov, s, params, y0, x0, Ly, Lx):
         st["ypix"] = st["ypix"] + y0
         st["xpix"] = st["xpix"] + x0
     if stat:
-        stat = roi_stats(np.array(stat), Ly, Lx, diameter=s["diameter"], max_overlap=0.75, do_soma_crop=True)
+        stat = roi_stats(np.array(stat), Ly, Lx, diameter=s["diameter"], max_overlap=s["detection"]["max_overlap"],
+                          do_soma_crop=True)
     else:
         stat = np.array([])
     return stat, {"Vcorr": img["correlation"]}
@@ -258,6 +269,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
                   "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
                   "spatial_scale": s["detection"]["sparsery_settings"]["spatial_scale"],
+                  "max_overlap": s["detection"]["max_overlap"],
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )

@@ -25,6 +25,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
     Param("minian_pnr_1p", 1.0, float, "engine_1p = 'minian': least peak-to-noise ratio of a seed (minian's pnr_refine thres; low-pass over high-pass peak-to-peak).", range=(0.0, 100.0)),
     Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
+    Param("max_overlap", None, float, "suite2p's max_overlap: an ROI sharing more than this fraction of its pixels with other ROIs is dropped (the later, weaker one first); default 0.5 (2p: sparsery's duplicate detections of one cell shared 56-73% of their pixels; docs/imaging.md), 0.75 (1p, suite2p's default: 0.5 lowered 1p F1).", range=(0.0, 1.0)),
     Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
     Param("iscell_threshold", 0.5, float, "ROIs below this classifier probability are kept but marked is_cell = false.", range=(0.0, 1.0)),
