@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from imaging_synth import shift_rmse, synth_movie
-from pipeline.motion import ChunkedBinary, _subpixel_peak, register_movie, robust_z
+from pipeline.motion import ChunkedBinary, _subpixel_peak, phasecorr_window, register_movie, robust_z
 from pipeline.parameters import SPEC
 from pipeline.readers import ArrayMovie, open_movie
 from pipeline.simulator import load_truth, simulate_session
@@ -86,6 +86,28 @@ def test_subpixel_peak_fit_and_robust_z():
     np.testing.assert_allclose(_subpixel_peak(maps), [[0.3, -0.2], [-1.4, 2.45]], atol=1e-6)
     z = robust_z(np.r_[np.random.default_rng(0).normal(0, 1, 1000), -50.0])
     assert z[-1] < -30 and np.abs(np.median(z)) < 0.1
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 71)])
+def test_real_fft_phase_correlation_equals_suite2ps(shape):
+    """The QC pass's half-spectrum phase correlation gives suite2p's rigid.phasecorr maps and peaks."""
+    import torch
+    from suite2p.registration import register as s2p_register, rigid as s2p_rigid
+    mov, _ = synth_movie(T=30, Ly=shape[0], Lx=shape[1], seed=2, max_shift=2.0)
+    ref = mov[:10].mean(0).astype(np.int16)
+    mul, off, cf, *_ = s2p_register.compute_filters_and_norm(ref, norm_frames=True, spatial_smooth=1.15,
+                                                            spatial_taper=3.45, block_size=None,
+                                                            device=torch.device("cpu"))
+    t = torch.from_numpy(mov.astype(np.int16))
+    ymax, xmax, cmax, cc = s2p_rigid.phasecorr(t, cf, mul, off, maxregshift=3.0 / min(shape),
+                                               smooth_sigma_time=0, return_cc=True)
+    peak, cc2 = phasecorr_window(t, cf, mul, off, lcorr=3)
+    assert cc2.shape == cc.shape == (30, 7, 7)
+    np.testing.assert_allclose(cc2, cc, atol=1e-5 * np.abs(cc).max())
+    np.testing.assert_allclose(peak, cmax.numpy(), rtol=1e-4)
+    flat = cc2.reshape(30, -1).argmax(1)
+    np.testing.assert_array_equal(np.c_[flat // 7 - 3, flat % 7 - 3], np.c_[ymax.numpy(), xmax.numpy()])
+    assert np.abs(ymax.numpy()).max() > 0     # the frames do move
 
 
 def test_chunked_binary_roundtrip(tmp_path):
