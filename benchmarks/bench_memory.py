@@ -63,15 +63,19 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--quick", action="store_true", help="128 x 128 px, 1000 and 4000 frames (default 512 x 512, 2000 and 8000)")
     ap.add_argument("--max-binned", type=int, help="max_binned_frames (default 500 quick, 1000 full)")
     ap.add_argument("--batch-size", type=int, default=100, help="[motion] and [extraction] batch_size (default 100, the parameter default)")
+    ap.add_argument("--frames", type=int, help="frames of the shorter movie (default 1000 quick, 2000 full)")
     ap.add_argument("--short-only", action="store_true", help="only the shorter movie (to see how peak RSS "
                     "depends on --max-binned)")
     a = ap.parse_args(argv)
     L, T1 = (128, 1000) if a.quick else (512, 2000)
+    T1 = a.frames or T1
     nb = a.max_binned or (500 if a.quick else 1000)
-    rows = [measure(T, L, nb, a.batch_size) for T in ((T1,) if a.short_only else (T1, 4 * T1))]
-    for r in rows:
+    rows = []
+    for T in ((T1,) if a.short_only else (T1, 4 * T1)):   # printed as each finishes: the long one takes hours
+        r = measure(T, L, nb, a.batch_size)
+        rows.append(r)
         print(f"{r['T']} frames of {r['L']} x {r['L']} px ({r['T'] * r['L'] ** 2 * 2 / 1e9:.2f} GB uint16): "
-              f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['seconds']:.0f} s, {r['rois']} ROIs")
+              f"peak RSS {r['peak_rss_mb']:.0f} MB, {r['seconds']:.0f} s, {r['rois']} ROIs", flush=True)
     if len(rows) == 1:
         return rows
     ratio = rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
