@@ -390,7 +390,7 @@ def phasecorr_window(frames, cfRef, maskMul, maskOffset, lcorr: int):
     The frames are real and cfRef is Hermitian (conjugate FFT of a real image times a real,
     symmetric Gaussian), so a half spectrum suffices, and only (2 lcorr + 1)^2 lags are needed:
     they are two small matrix products with the inverse-DFT rows instead of a full inverse FFT
-    (2-3x faster than suite2p's call on 128 x 128 frames; tests/test_motion.py checks the values).
+    (about 4x faster than suite2p's call on 128 x 128 frames; tests/test_motion.py checks the values).
     """
     import torch
     Ly, Lx = frames.shape[1:]
