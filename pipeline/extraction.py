@@ -54,6 +54,7 @@ class ExtractionResult:
     correlation_image: np.ndarray   # (Y, X)
     engine: str = "suite2p"
     settings: dict = field(default_factory=dict)
+    C: np.ndarray | None = None    # (N, T) denoised calcium, units of F_corrected (traces.denoised_calcium)
 
     @property
     def n_rois(self) -> int:
@@ -245,6 +246,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     f_reg.close()
     dff = traces.dff(Fc, F, fs, params["baseline_window_s"], params["baseline_percentile"])
     spikes = traces.deconvolve(Fc, fs, params["tau"], params["baseline_window_s"], params["baseline_percentile"])
+    C = traces.denoised_calcium(spikes, fs, params["tau"])
 
     pn = np.concatenate([np.full(len(st["ypix"]), k) for k, st in enumerate(stat)]) if N else np.zeros(0, int)
     py = np.concatenate([st["ypix"] for st in stat]) if N else np.zeros(0, int)
@@ -265,7 +267,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
         is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
-        correlation_image=corr, engine=engine,
+        correlation_image=corr, engine=engine, C=C,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
                   "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
                   "spatial_scale": s["detection"]["sparsery_settings"]["spatial_scale"],

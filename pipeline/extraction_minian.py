@@ -362,5 +362,5 @@ def extract_minian(binary_path: str, shape: tuple[int, int, int], fs: float, par
         pix_weight=cat(pw, np.float32), centroid=np.array(cen, np.float32).reshape(N, 2), iscell_prob=prob,
         is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
-        correlation_image=r.correlation_image, engine="minian", settings=st)
+        correlation_image=r.correlation_image, engine="minian", settings=st, C=Fc)
 

@@ -102,7 +102,8 @@ def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
         ts = traces["frame_time"].values.astype(float)
         fl = Fluorescence(name="Fluorescence")
         for var, desc in (("F", "raw ROI fluorescence"), ("Fneu", "neuropil fluorescence"),
-                          ("spikes", "deconvolved activity (a.u.)")):
+                          ("spikes", "deconvolved activity (a.u.)"),
+                          ("C", "denoised calcium above baseline (deconvolution model)")):
             if var in traces:
                 fl.create_roi_response_series(name=var, data=traces[var].values.T.astype(np.float32), rois=region,
                                               unit="a.u.", timestamps=ts, description=desc)

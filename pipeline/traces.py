@@ -69,3 +69,16 @@ def deconvolve(F_corrected: np.ndarray, fs: float, tau: float, window_s: float =
                            sig_baseline=10.0, fs=fs, prctile_baseline=percentile,
                            batch_size=batch_size, device=device)
     return s2p_ext.oasis(F=x, batch_size=batch_size, tau=tau, fs=fs).astype(np.float32)
+
+
+def denoised_calcium(spikes: np.ndarray, fs: float, tau: float) -> np.ndarray:
+    """OASIS's model fluorescence C (neuron, frame): c[t] = g c[t-1] + s[t], g = exp(-1 / (tau fs)).
+
+    spikes: (neuron, frame) from `deconvolve`; fs in Hz, tau in s. C is the denoised trace above
+    baseline, in the units of F_corrected (the CNMF "C" of CaImAn and minian).
+    """
+    from scipy.signal import lfilter
+    if spikes.shape[0] == 0:
+        return np.zeros_like(spikes, np.float32)
+    g = float(np.exp(-1.0 / (tau * fs)))
+    return lfilter([1.0], [1.0, -g], np.asarray(spikes, np.float64), axis=1).astype(np.float32)

@@ -63,9 +63,12 @@ def rois_dataset(e: ExtractionResult) -> xr.Dataset:
 def traces_dataset(e: ExtractionResult, times: np.ndarray, params: dict) -> xr.Dataset:
     dims = ("neuron", "frame")
     raw = {"units": "raw"}
+    data = {"F": (dims, e.F, raw), "Fneu": (dims, e.Fneu, raw), "F_corrected": (dims, e.F_corrected, raw),
+            "dff": (dims, e.dff, {"units": "1"}), "spikes": (dims, e.spikes, {"units": "a.u."})}
+    if e.C is not None:
+        data["C"] = (dims, e.C, {"units": "raw", "description": "denoised calcium above baseline (deconvolution model)"})
     return xr.Dataset(
-        {"F": (dims, e.F, raw), "Fneu": (dims, e.Fneu, raw), "F_corrected": (dims, e.F_corrected, raw),
-         "dff": (dims, e.dff, {"units": "1"}), "spikes": (dims, e.spikes, {"units": "a.u."})},
+        data,
         coords={"neuron": np.arange(e.n_rois), "frame": np.arange(len(times)),
                 "frame_time": ("frame", times, {"units": "s", "clock": "master"})},
         attrs=_trace_attrs(e.engine, params),
@@ -78,7 +81,8 @@ def _trace_attrs(engine: str, params: dict) -> dict:
     if engine == "minian":   # CNMF models background and neighbours itself: F_corrected is its denoised C
         return {"baseline_rule": rule.split("; F_corrected")[0] + "; F_corrected = minian CNMF C (raw units), "
                 "Fneu = F - F_corrected", "deconvolution": "minian CNMF S (AR(1) model)"}
-    return {"baseline_rule": rule, "deconvolution": f"suite2p OASIS, tau = {params['tau']} s"}
+    return {"baseline_rule": rule, "deconvolution": f"suite2p OASIS, tau = {params['tau']} s; C = its model "
+            "fluorescence, c[t] = exp(-1 / (tau fs)) c[t-1] + spikes[t]"}
 
 
 @stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs)
