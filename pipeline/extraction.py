@@ -50,11 +50,11 @@ class ExtractionResult:
     F_corrected: np.ndarray    # (N, T)
     dff: np.ndarray            # (N, T)
     spikes: np.ndarray         # (N, T)
+    C: np.ndarray              # (N, T) denoised calcium, units of F_corrected (traces.denoised_calcium)
     mean_image: np.ndarray     # (Y, X)
     correlation_image: np.ndarray   # (Y, X)
     engine: str = "suite2p"
     settings: dict = field(default_factory=dict)
-    C: np.ndarray | None = None    # (N, T) denoised calcium, units of F_corrected (traces.denoised_calcium)
 
     @property
     def n_rois(self) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import dataset
+from .traces import C_DESCRIPTION
 
 SPECIES = "Mus musculus"
 
@@ -103,7 +104,7 @@ def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
         fl = Fluorescence(name="Fluorescence")
         for var, desc in (("F", "raw ROI fluorescence"), ("Fneu", "neuropil fluorescence"),
                           ("spikes", "deconvolved activity (a.u.)"),
-                          ("C", "denoised calcium above baseline (deconvolution model)")):
+                          ("C", C_DESCRIPTION)):
             if var in traces:
                 fl.create_roi_response_series(name=var, data=traces[var].values.T.astype(np.float32), rois=region,
                                               unit="a.u.", timestamps=ts, description=desc)

@@ -10,6 +10,7 @@ from scipy import interpolate
 BASELINE_RULE = ("dff = (F_corrected - B(F_corrected)) / B(F), B = running {p:g}th percentile over a "
                  "{w:g} s centred window (evaluated every window/10 and linearly interpolated); "
                  "F_corrected = F - {c:g} * Fneu")
+C_DESCRIPTION = "denoised calcium above baseline (deconvolution model)"
 
 
 def neuropil_correct(F: np.ndarray, Fneu: np.ndarray, coefficient: float = 0.7) -> np.ndarray:

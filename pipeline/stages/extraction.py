@@ -17,7 +17,7 @@ from pipeline.extraction import ExtractionResult, extract
 from pipeline.nwb import read_segmentation, uses_nwb_segmentation
 from pipeline.orchestrate import stage
 from pipeline.readers import read_timestamps
-from pipeline.traces import BASELINE_RULE
+from pipeline.traces import BASELINE_RULE, C_DESCRIPTION
 
 ANIMALS = ("A", "B")
 
@@ -63,12 +63,10 @@ def rois_dataset(e: ExtractionResult) -> xr.Dataset:
 def traces_dataset(e: ExtractionResult, times: np.ndarray, params: dict) -> xr.Dataset:
     dims = ("neuron", "frame")
     raw = {"units": "raw"}
-    data = {"F": (dims, e.F, raw), "Fneu": (dims, e.Fneu, raw), "F_corrected": (dims, e.F_corrected, raw),
-            "dff": (dims, e.dff, {"units": "1"}), "spikes": (dims, e.spikes, {"units": "a.u."})}
-    if e.C is not None:
-        data["C"] = (dims, e.C, {"units": "raw", "description": "denoised calcium above baseline (deconvolution model)"})
     return xr.Dataset(
-        data,
+        {"F": (dims, e.F, raw), "Fneu": (dims, e.Fneu, raw), "F_corrected": (dims, e.F_corrected, raw),
+         "dff": (dims, e.dff, {"units": "1"}), "spikes": (dims, e.spikes, {"units": "a.u."}),
+         "C": (dims, e.C, {**raw, "description": C_DESCRIPTION})},
         coords={"neuron": np.arange(e.n_rois), "frame": np.arange(len(times)),
                 "frame_time": ("frame", times, {"units": "s", "clock": "master"})},
         attrs=_trace_attrs(e.engine, params),
