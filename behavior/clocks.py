@@ -240,7 +240,7 @@ class Clock:
 
 
 def clock_from_config(name: str, cfg: dict, sync_tolerance_s: float) -> Clock:
-    """A [clocks.NAME] table (validated by pipeline.parameters CLOCK) -> Clock."""
+    """A [clocks.NAME] table (validated by pipeline.core.parameters CLOCK) -> Clock."""
     if cfg.get("timestamps"):
         return Clock.from_timestamps_csv(cfg["timestamps"], name, cfg.get("frame_rate"))
     if cfg.get("sync"):

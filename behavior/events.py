@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pipeline.core.animals import ANIMALS
 
 COLUMNS = ("animal", "behavior", "start", "stop", "kind", "source", "line")
-ANIMALS = ("A", "B")
 KINDS = ("state", "point")
 
 

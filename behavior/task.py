@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pipeline.core.animals import ANIMALS
 
 EVENTS = ("port_entry", "port_exit", "poke", "reward")
-ANIMALS = ("A", "B")
 DERIVED = ("poke", "poke_coordinated", "poke_uncoordinated", "hold", "at_port",
            "port_entry", "port_exit", "partner_arrival", "reward")
 COLUMNS = ("animal", "behavior", "start", "stop", "kind", "source")

@@ -41,10 +41,10 @@ def one_by_one(sessions: list[Path], out_root: Path, stages: list[str]) -> float
     """All sessions in turn in one process (imports paid once, as each dask worker pays them once)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     code = ("from pipeline.batch import pin_threads; pin_threads()\n"
-            "from pipeline import orchestrate\nfrom pipeline.session import Session\n"
+            "from pipeline import stages as pipeline_stages\nfrom pipeline.core.session import Session\n"
             f"for s in {[str(s) for s in sessions]!r}:\n"
             f"    name = s.split('/')[-2]\n"
-            f"    orchestrate.run(Session.load(s), out={str(out_root)!r} + '/' + name, only={stages!r}, "
+            f"    pipeline_stages.run(Session.load(s), out={str(out_root)!r} + '/' + name, only={stages!r}, "
             "show_progress=False)\n")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

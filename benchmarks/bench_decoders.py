@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from pipeline.decoders import TimeResolvedDecoder
+from pipeline.analysis.decoders import TimeResolvedDecoder
 
 
 def session(seed, n_per_class, N, dt, amp=0.8, spacing_s=20.0, tau=0.5):

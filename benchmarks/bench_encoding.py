@@ -16,7 +16,7 @@ import time
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from pipeline.encoding import AurocEncoder
+from pipeline.analysis.encoding import AurocEncoder
 
 
 def data(T, N, M, seed=0):

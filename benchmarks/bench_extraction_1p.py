@@ -3,7 +3,7 @@
     python benchmarks/bench_extraction_1p.py [--seeds 5 6 7] [--engines suite2p minian]
 
 For each seed: simulate a 1p pair session (preset 'small', 40 s, 64 x 64 px, as tests/test_extraction.py),
-run the motion stage once, then pipeline.extraction.extract on the same registered movie with each
+run the motion stage once, then pipeline.imaging.extraction.extract on the same registered movie with each
 engine_1p, and score each animal as tests/test_extraction.py does (tests/imaging_synth.match_rois:
 Hungarian matching at IoU >= 0.5, F1 / precision / recall, median correlation of matched F_corrected with
 the planted calcium). r(F) is the same median over the same matches with
@@ -46,9 +46,10 @@ def main(argv=None) -> list[dict]:
     a = ap.parse_args(argv)
     import pipeline
     from imaging_synth import match_rois
-    from pipeline import orchestrate
-    from pipeline.extraction import extract
-    from pipeline.session import Session
+    from pipeline.core import orchestrate
+    from pipeline import stages as pipeline_stages
+    from pipeline.imaging.extraction import extract
+    from pipeline.core.session import Session
     from pipeline.simulator import load_truth, simulate_session
     from pipeline.stages.extraction import frame_rate, frame_times
     rows = []
@@ -59,7 +60,7 @@ def main(argv=None) -> list[dict]:
             d = Path(d)
             toml = simulate_session(d / "s", seed=seed, modality="1p", **FAST)
             s = Session.load(toml)
-            assert orchestrate.run(s, d / "out", only=["motion"], show_progress=False) == {"motion": "ran"}
+            assert pipeline_stages.run(s, d / "out", only=["motion"], show_progress=False) == {"motion": "ran"}
             tree, truth = pipeline.load(d / "out"), load_truth(toml)
             work = orchestrate.stage_dir(d / "out", "motion") / "work"
             for animal in "AB":

@@ -30,10 +30,10 @@ write_movie({d!r} + "/movie.tif", {T}, {L}, {L})
 CHILD = r"""
 import json, resource, sys, time
 sys.path[:0] = [{root!r}, {here!r}]
-from pipeline.motion import register_movie
-from pipeline.extraction import extract
-from pipeline.parameters import SPEC
-from pipeline.readers import open_movie
+from pipeline.imaging.motion import register_movie
+from pipeline.imaging.extraction import extract
+from pipeline.core.parameters import SPEC
+from pipeline.io.readers import open_movie
 T, L, d, nb, bs = {T}, {L}, {d!r}, {nb}, {bs}
 t0 = time.time()
 m = open_movie(d + "/movie.tif")

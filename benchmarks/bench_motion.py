@@ -32,9 +32,9 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     T, L = (500, 128) if a.quick else (2000, 512)
     from _imaging_data import write_movie
-    from pipeline.motion import register_movie, suite2p_registration_settings, torch_device
-    from pipeline.parameters import SPEC
-    from pipeline.readers import open_movie
+    from pipeline.imaging.motion import register_movie, suite2p_registration_settings, torch_device
+    from pipeline.core.parameters import SPEC
+    from pipeline.io.readers import open_movie
     from suite2p.registration import registration_wrapper
     import torch
     torch.set_num_threads(1)   # one thread: CPU time is the work done, and runs vary less

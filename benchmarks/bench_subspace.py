@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy.signal import lfilter
 
-from pipeline.subspace import SharedSubspace
+from pipeline.analysis.subspace import SharedSubspace
 
 
 def planted(T, NA, NB, n_shared=5, seed=0):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.parameters import ConfigError
+from pipeline.core.parameters import ConfigError
 
 GABA = "GABAergic"
 GLU = "glutamatergic"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.parameters import SPEC, ConfigError
+from pipeline.core.parameters import SPEC, ConfigError
 
 from .footprints import Footprints
 from .genotypes import GABA, GLU, UNKNOWN, animal_label

@@ -38,7 +38,7 @@ class StructuralError(ValueError):
 def load_structural(path: str | Path) -> np.ndarray:
     """The structural image (Y, X) float64: a 2D image, or the mean of a (T, Y, X) movie.
 
-    Any format pipeline.readers reads (TIFF, HDF5, NWB, ...), or a .npy array.
+    Any format pipeline.io.readers reads (TIFF, HDF5, NWB, ...), or a .npy array.
     The file is opened read-only.
     """
     path = Path(path)
@@ -49,7 +49,7 @@ def load_structural(path: str | Path) -> np.ndarray:
         if arr.ndim not in (2, 3):
             raise StructuralError(f"{path}: structural image has shape {arr.shape}; expected (Y, X) or (frames, Y, X)")
         return np.asarray(arr, dtype=np.float64) if arr.ndim == 2 else np.asarray(arr, np.float64).mean(0)
-    from pipeline.readers import MovieError, open_movie
+    from pipeline.io.readers import MovieError, open_movie
     try:
         movie = open_movie([str(path)])
     except MovieError as exc:

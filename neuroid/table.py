@@ -15,7 +15,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.parameters import ConfigError
+from pipeline.core.parameters import ConfigError
 
 from .genotypes import GABA, GLU, UNKNOWN
 

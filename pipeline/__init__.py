@@ -2,8 +2,8 @@
 
 `pipeline.load(DIR)` returns a result folder as one xarray DataTree.
 """
-from .dataset import load
-from .session import Session
+from pipeline.core.dataset import load
+from pipeline.core.session import Session
 
 __version__ = "0.1.0"
 __all__ = ["load", "Session", "__version__"]

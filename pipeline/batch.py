@@ -46,15 +46,15 @@ class StageTask:
 def _run_stage(task: StageTask, *upstream) -> dict:
     """Run one stage of one session (its upstream results are committed by the tasks it depends on)."""
     pin_threads()
-    from . import orchestrate
-    from .session import Session
+    from pipeline import stages as pipeline_stages
+    from pipeline.core.session import Session
     s = Session.load(task.session)
-    status = orchestrate.run(s, out=task.out, only=[task.stage], show_progress=False)
+    status = pipeline_stages.run(s, out=task.out, only=[task.stage], show_progress=False)
     return {"session": task.session, "stage": task.stage, "status": status.get(task.stage, "not run")}
 
 
 def _validate(path: str) -> dict:
-    from .session import Session
+    from pipeline.core.session import Session
     s = Session.load(path)
     return {"session": path, "name": s.name, "out": str(s.output_dir)}
 
@@ -71,9 +71,10 @@ def run_batch(sessions: list[str | Path], scheduler: str | None = None, workers:
     """
     from dask.distributed import Client, LocalCluster, wait
 
-    from . import orchestrate
+    from pipeline import stages as pipeline_stages
+    from pipeline.core import orchestrate
 
-    registry = orchestrate.load_stages()
+    registry = pipeline_stages.load_stages()
     names = [n for n in orchestrate.order(registry) if not stages or n in stages]
     if scheduler:
         client, cluster = Client(scheduler), None
@@ -123,6 +124,6 @@ def run_batch(sessions: list[str | Path], scheduler: str | None = None, workers:
             cluster.close()
     table = pd.DataFrame(rows, columns=["session", "name", "status", "stage", "error", "out", "traceback"])
     if summary_path:
-        from .dataset import atomic_write_text
+        from pipeline.core.dataset import atomic_write_text
         atomic_write_text(summary_path, table.drop(columns="traceback").to_csv(index=False))
     return table

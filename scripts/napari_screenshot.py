@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="1600x950", help="window size WxH in pixels")
     args = ap.parse_args(argv)
 
-    from pipeline.dataset import NotAResultError, read_root
+    from pipeline.core.dataset import NotAResultError, read_root
     try:
         read_root(args.result)
     except NotAResultError as exc:

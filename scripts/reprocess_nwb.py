@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import orchestrate
-from pipeline.dataset import atomic_write_text
-from pipeline.nwb import describe_nwb, session_from_nwb
-from pipeline.session import Session
+from pipeline.core import orchestrate
+
+from pipeline import stages as pipeline_stages
+from pipeline.core.dataset import atomic_write_text
+from pipeline.io.nwb import describe_nwb, session_from_nwb
+from pipeline.core.session import Session
 
 
 def auto_pairs(paths: list[Path]) -> tuple[list[tuple[str, Path, Path]], list[tuple[str, str]]]:
@@ -60,7 +62,7 @@ def reprocess(pairs: list[tuple[str, Path, Path]], out: Path, stages: list[str] 
         try:
             toml, missing = session_from_nwb(a, b, sdir, name=name)
             s = Session.load(toml)
-            status = orchestrate.run(s, out=out / "results" / name, only=stages, show_progress=False)
+            status = pipeline_stages.run(s, out=out / "results" / name, only=stages, show_progress=False)
             rows.append({"pair": name, "nwb_A": str(a), "nwb_B": str(b), "status": "processed",
                          "detail": "; ".join(f"{k}: {v}" for k, v in status.items() if v != "ran"),
                          "missing": "; ".join(missing)})

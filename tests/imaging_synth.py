@@ -1,7 +1,7 @@
 """A tiny calcium-imaging movie with known footprints, calcium traces and rigid shifts.
 
 Used by the imaging tests (test_readers/test_motion/test_extraction) so they do
-not depend on the full simulator. Shift convention as pipeline.motion: content
+not depend on the full simulator. Shift convention as pipeline.imaging.motion: content
 at (y, x) of the reference appears at (y + dy, x + dx) in frame t.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A small interbrain result folder with known contents, written by the real writers.
 
 `make_result(out)` writes `out/stages/<stage>/result.nc` + `done.json` with
-`pipeline.dataset.write_stage` and `out/interbrain.json`, with the groups of
+`pipeline.core.dataset.write_stage` and `out/interbrain.json`, with the groups of
 docs/design.md: /A/motion, /A/rois, /A/traces, /A/celltypes, /behavior (and
 /A/behavior from align when `with_align=True`). The returned dict is the
 ground truth the tests compare against.
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline import dataset
+from pipeline.core import dataset
 
 # Per animal: image shape, frame count, frame rate, ROI ids, centres, amplitudes, types, is_cell.
 ANIMALS = {

@@ -220,16 +220,17 @@ def test_unknown_task_event_names_file_and_line(tmp_path):
 # -- simulator session: task truth, the behavior stage, the align stage ------------------
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    from pipeline import dataset, orchestrate
-    from pipeline.session import Session
+    from pipeline import stages as pipeline_stages
+    from pipeline.core import dataset, orchestrate
+    from pipeline.core.session import Session
     from pipeline.simulator import load_truth, simulate_session
 
     root = tmp_path_factory.mktemp("sim")
     toml = simulate_session(root / "pair", seed=3, preset="small", duration_s=150.0)
     session = Session.load(toml)
     out = root / "out"
-    reg = orchestrate.load_stages()
-    status = orchestrate.run(session, out, only=["behavior"], show_progress=False)
+    reg = pipeline_stages.load_stages()
+    status = pipeline_stages.run(session, out, only=["behavior"], show_progress=False)
     tree = dataset.load(out, stages=["behavior"])
     return types.SimpleNamespace(session=session, out=out, status=status, tree=tree, truth=load_truth(toml),
                                  reg=reg)
@@ -282,8 +283,9 @@ def test_behavior_stage_maps_boris_annotations_onto_the_master_clock(sim):
 
 
 def test_behavior_stage_skips_without_sources(tmp_path, sim):
-    from pipeline import orchestrate
-    from pipeline.session import Session
+    from pipeline.core import orchestrate
+    from pipeline import stages as pipeline_stages
+    from pipeline.core.session import Session
 
     import copy
 
@@ -299,7 +301,7 @@ def test_behavior_stage_skips_without_sources(tmp_path, sim):
                      for n, c in doc["clocks"].items()}
     (tmp_path / "s.toml").write_text(tomli_w.dumps(doc))
     s = Session.load(tmp_path / "s.toml")
-    status = orchestrate.run(s, tmp_path / "out", only=["behavior"], show_progress=False)
+    status = pipeline_stages.run(s, tmp_path / "out", only=["behavior"], show_progress=False)
     assert status == {"behavior": "skipped: no behaviour sources"}
 
 
@@ -323,7 +325,7 @@ def _upstream_from_truth(sim, drop_cells=()):
 
 
 def _run_align(sim, **params):
-    from pipeline.parameters import SPEC
+    from pipeline.core.parameters import SPEC
     tree = _upstream_from_truth(sim, params.pop("drop_cells", ()))
     ctx = types.SimpleNamespace(params={"align": SPEC["align"].validate(params, "test [align]")},
                                 upstream=lambda: tree, warn=lambda m: None, session=sim.session)
@@ -393,7 +395,7 @@ def test_align_stage_errors_on_media_duration_mismatch(sim):
     i = int(np.flatnonzero(tree.input_kind.values == "annotations")[0])
     bad = tree.copy(deep=True)
     bad["input_media_duration_s"].values[i] += 5.0
-    from pipeline.parameters import SPEC
+    from pipeline.core.parameters import SPEC
     up = _upstream_from_truth(sim)
     up["/behavior"] = xr.DataTree(bad)
     ctx = types.SimpleNamespace(params={"align": SPEC["align"].validate({}, "t")}, upstream=lambda: up,
@@ -454,7 +456,7 @@ def test_one_hour_session_exact_bins_and_resampling():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [11, 12])
 def test_task_derivation_on_longer_simulated_sessions(tmp_path, seed):
-    from pipeline.session import Session
+    from pipeline.core.session import Session
     from pipeline.simulator import load_truth, simulate_session
     from pipeline.stages.behavior import build_events
 

@@ -1,11 +1,11 @@
-"""Self/partner non-redundant variance and the CCA behaviour space (pipeline/behavior_space.py)."""
+"""Self/partner non-redundant variance and the CCA behaviour space (pipeline/analysis/behavior_space.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.behavior_space import BehaviorCCA, NonRedundantVariance, canoncorr, variance_explained
-from pipeline.stats import AnalysisInputError
+from pipeline.analysis.behavior_space import BehaviorCCA, NonRedundantVariance, canoncorr, variance_explained
+from pipeline.analysis.stats import AnalysisInputError
 
 
 def bouts(rng, T, n_bouts=25, length=(10, 40)):

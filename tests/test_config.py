@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from pipeline.parameters import SPEC, ConfigError
-from pipeline.parameters.render import markdown, template
-from pipeline.session import Session
+from pipeline.core.parameters import SPEC, ConfigError
+from pipeline.core.parameters.render import markdown, template
+from pipeline.core.session import Session
 
 
 def _good(tmp: Path) -> dict:

@@ -1,4 +1,4 @@
-"""Decoders (pipeline/decoders.py, pipeline/decoding_session.py): planted decodability, null
+"""Decoders (pipeline/analysis/decoders.py, pipeline/analysis/decoding.py): planted decodability, null
 calibration, leakage across neighbouring bouts, degenerate inputs, fast path == naive loop.
 
 Fast tests use few neurons, coarse bins (0.2 s), and fewer repeats/surrogates than the
@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.decoders import (NOT_ENOUGH, TimeResolvedDecoder, _decisions_naive, _decisions_ridge,
-                               _train_masks, cluster_test, hold_events, parse_contrast)
+from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
 
 
 def calcium(drive, dt, tau):
@@ -215,8 +214,8 @@ def _tree(seed=0, with_subspace=True, N=12):
 
 
 def test_decode_session_dataset_layout_and_statuses():
-    from pipeline.decoding_session import decode_session
-    from pipeline.parameters import SPEC
+    from pipeline.analysis.decoding import decode_session
+    from pipeline.core.parameters import SPEC
     p = SPEC["decoding"].validate({"n_repeats": 2, "n_surrogates": 40, "condition_surrogates": 20,
                                    "n_subsamples": 2, "n_jobs": 1, "window_s": [-0.4, 1.2],
                                    "contrasts": ["self:poke vs partner:poke", "self:hold vs self:poke"]}, "test")
@@ -253,9 +252,10 @@ def test_defaults_on_a_realistic_session():
 def test_decoding_stage_runs_in_the_orchestrator(tmp_path):
     """The stage adapter end to end: fake align/subspace/encoding results -> /decoding on disk."""
     import tomli_w
-    from pipeline import orchestrate
-    from pipeline.orchestrate import Stage
-    from pipeline.session import Session
+    from pipeline.core import orchestrate
+    from pipeline import stages as pipeline_stages
+    from pipeline.core.orchestrate import Stage
+    from pipeline.core.session import Session
 
     tree = _tree()
     align = xr.DataTree.from_dict({k: tree[k].to_dataset() for k in ("/A/activity", "/B/activity", "/behavior")})
@@ -267,7 +267,7 @@ def test_decoding_stage_runs_in_the_orchestrator(tmp_path):
         {"class": (("neuron", "behavior", "role"), cls)},
         coords={"behavior": np.array(["poke"], object), "role": np.array(["self", "partner"], object),
                 "cell_type": ("neuron", ct)})})
-    stages = orchestrate.load_stages()
+    stages = pipeline_stages.load_stages()
     reg = {"align": Stage("align", lambda ctx: align), "subspace": Stage("subspace", lambda ctx: sub, needs=("align",)),
            "encoding": Stage("encoding", lambda ctx: enc, needs=("align",)), "decoding": stages["decoding"]}
     doc = {"session": {"name": "toy", "seed": 0},

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_generated_pages_are_current():
     sys.path.insert(0, str(ROOT / "scripts"))
     import gen_docs
-    from pipeline.parameters.render import markdown
+    from pipeline.core.parameters.render import markdown
     assert (ROOT / "docs/parameters.md").read_text() == markdown(), "run `python scripts/gen_docs.py`"
     assert (ROOT / "docs/cli.md").read_text() == gen_docs.cli_reference(), "run `python scripts/gen_docs.py`"
 

@@ -1,14 +1,16 @@
-"""Single-neuron auROC encoding (pipeline/encoding.py): exactness vs sklearn, recovery, chance, bad input, stage."""
+"""Single-neuron auROC encoding (pipeline/analysis/encoding.py): exactness vs sklearn, recovery, chance, bad input, stage."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline import orchestrate
-from pipeline.encoding import AurocEncoder, derive, other_baseline
-from pipeline.orchestrate import Stage
-from pipeline.stats import AnalysisInputError, bh_fdr
+from pipeline.core import orchestrate
+
+from pipeline import stages as pipeline_stages
+from pipeline.analysis.encoding import AurocEncoder, derive, other_baseline
+from pipeline.core.orchestrate import Stage
+from pipeline.analysis.stats import AnalysisInputError, bh_fdr
 
 
 def bouts(rng, T, n_bouts=30, length=(10, 40)):
@@ -166,7 +168,7 @@ def test_bad_input():
 
 def test_encoding_stage_writes_groups(tmp_path):
     from test_subspace import _session, fake_align_tree
-    stages = orchestrate.load_stages()
+    stages = pipeline_stages.load_stages()
     tree, _ = fake_align_tree(seed=1)
     reg = {"align": Stage("align", lambda ctx: tree), "encoding": stages["encoding"]}
     s = _session(tmp_path, encoding={"n_surrogates": 100, "min_shift_s": 2.0})

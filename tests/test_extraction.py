@@ -9,10 +9,11 @@ import tomllib
 
 import pipeline
 from imaging_synth import match_rois, reference_offset, shift_rmse
-from pipeline import orchestrate
-from pipeline.session import Session
+from pipeline.core import orchestrate
+from pipeline import stages as pipeline_stages
+from pipeline.core.session import Session
 from pipeline.simulator import load_truth, simulate_session
-from pipeline.traces import dff, neuropil_correct, running_percentile
+from pipeline.imaging.traces import dff, neuropil_correct, running_percentile
 
 FAST = dict(preset="small", duration_s=40.0, fov=(64, 64))     # 400 frames of 64 x 64 px per animal
 
@@ -24,7 +25,7 @@ def _run_session(d, modality, seed, extraction=None, **over):
         doc["extraction"] = {**doc.get("extraction", {}), **extraction}
         toml.write_text(tomli_w.dumps(doc))
     s = Session.load(toml)
-    status = orchestrate.run(s, d / "out", only=["motion", "extraction"], show_progress=False)
+    status = pipeline_stages.run(s, d / "out", only=["motion", "extraction"], show_progress=False)
     assert status == {"motion": "ran", "extraction": "ran"}
     return pipeline.load(d / "out"), load_truth(toml), s
 
@@ -99,7 +100,7 @@ def test_1p_denoised_calcium_meets_the_trace_bar(run1p, animal):
 
 
 def test_denoised_calcium_is_the_deconvolution_model():
-    from pipeline.traces import denoised_calcium
+    from pipeline.imaging.traces import denoised_calcium
     s = np.zeros((2, 50), np.float32)
     s[0, 10], s[1, [5, 30]] = 2.0, 1.0
     c = denoised_calcium(s, fs=10.0, tau=0.5)

@@ -1,4 +1,4 @@
-"""engine_1p = 'minian' (pipeline.extraction_minian): minian's CNMF on a small simulated 1p pair session,
+"""engine_1p = 'minian' (pipeline.imaging.extraction.minian_cnmf): minian's CNMF on a small simulated 1p pair session,
 and on a movie without cells."""
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ def test_minian_rois_and_traces_contract(run_minian):
 
 def test_minian_on_a_movie_without_cells(tmp_path):
     """Smooth drifting background + noise only: no (or very few) units, no crash."""
-    from pipeline.extraction import extract
-    from pipeline.motion import ChunkedBinary
-    from pipeline.parameters import SPEC
+    from pipeline.imaging.extraction import extract
+    from pipeline.io.binary import ChunkedBinary
+    from pipeline.core.parameters import SPEC
     rng = np.random.default_rng(0)
     T, L = 200, 48
     yy, xx = np.mgrid[:L, :L]

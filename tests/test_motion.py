@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from imaging_synth import shift_rmse, synth_movie
-from pipeline.motion import ChunkedBinary, _subpixel_peak, phasecorr_window, register_movie, robust_z
-from pipeline.parameters import SPEC
-from pipeline.readers import ArrayMovie, open_movie
+from pipeline.io.binary import ChunkedBinary
+from pipeline.imaging.motion import _subpixel_peak, phasecorr_window, register_movie, robust_z
+from pipeline.core.parameters import SPEC
+from pipeline.io.readers import ArrayMovie, open_movie
 from pipeline.simulator import load_truth, simulate_session
 
 FAST = dict(preset="small", duration_s=40.0, fov=(64, 64))     # 400 frames of 64 x 64 px per animal

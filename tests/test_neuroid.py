@@ -20,7 +20,7 @@ import neuroid
 import neuroid.labels
 from neuroid import GABA, GLU, UNKNOWN, Footprints, label_animal
 from neuroid.structural import ReporterClassifier, StructuralError, register_structural
-from pipeline.parameters import ConfigError
+from pipeline.core.parameters import ConfigError
 
 
 # ---------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_simulator_shifted_red_image_registered(sim):
 # the stage, on real data through the real function
 def _commit_extraction(out, sim):
     """Commit an `extraction` result built from the simulator's truth footprints, as extraction would."""
-    from pipeline import dataset
+    from pipeline.core import dataset
     groups = {}
     for a in "AB":
         fp = Footprints.from_dense(_sim_footprints(sim["truth"], a))
@@ -344,13 +344,14 @@ def _commit_extraction(out, sim):
 
 def test_stage_celltypes(sim, tmp_path):
     """The real runner (fingerprint, commit, resume) on a committed extraction result."""
-    from pipeline import dataset, orchestrate
-    from pipeline.session import Session
+    from pipeline import stages as pipeline_stages
+    from pipeline.core import dataset, orchestrate
+    from pipeline.core.session import Session
 
     session = Session.load(sim["toml"])
     out = tmp_path / "results"
     _commit_extraction(out, sim)
-    stages = orchestrate.load_stages()
+    stages = pipeline_stages.load_stages()
     st = stages["celltypes"]
     assert st.needs == ("extraction",) and st.params == ("celltypes",)
     assert str(out / "curation.csv") in st.inputs(session, out)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from napari_fixtures import ANIMALS, EVENTS, make_result
-from pipeline.nwb import _dense_masks, export_nwb, read_nwb_animal
+from pipeline.io.nwb import _dense_masks, export_nwb, read_nwb_animal
 
 
 @pytest.fixture(scope="module")

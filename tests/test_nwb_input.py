@@ -7,9 +7,10 @@ import numpy as np
 import tomli_w
 
 import pipeline
-from pipeline import orchestrate
-from pipeline.nwb import export_nwb, session_from_nwb
-from pipeline.session import Session
+from pipeline.core import orchestrate
+from pipeline import stages as pipeline_stages
+from pipeline.io.nwb import export_nwb, session_from_nwb
+from pipeline.core.session import Session
 
 
 def test_pair_from_nwb_segmentation_runs_the_analyses(demo_result, tmp_path):
@@ -24,7 +25,7 @@ def test_pair_from_nwb_segmentation_runs_the_analyses(demo_result, tmp_path):
     doc["decoding"] = {"n_surrogates": 20, "n_repeats": 2, "conditions": ["full"]}
     toml.write_text(tomli_w.dumps(doc))
     res = tmp_path / "result"
-    status = orchestrate.run(Session.load(toml), res, show_progress=False)
+    status = pipeline_stages.run(Session.load(toml), res, show_progress=False)
     assert status["extraction"] == "ran" and status["subspace"] == "ran" and status["decoding"] == "ran", status
     src, new = pipeline.load(out), pipeline.load(res)
     for a in ("A", "B"):

@@ -15,9 +15,9 @@ import pytest
 import tomli_w
 import xarray as xr
 
-from pipeline import dataset, orchestrate
-from pipeline.orchestrate import Stage
-from pipeline.session import Session
+from pipeline.core import dataset, orchestrate
+from pipeline.core.orchestrate import Stage
+from pipeline.core.session import Session
 
 
 def _session(tmp: Path, seed=0, **params) -> Session:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import pipeline
-from pipeline import orchestrate
+from pipeline.core import orchestrate
+from pipeline import stages as pipeline_stages
 
 from conftest import cli as _cli, sha_tree as _sha
 
@@ -26,7 +27,7 @@ def test_demo_output_loads_with_both_animals(demo_result):
     assert "K" in tree["subspace"].attrs
     assert (out / "report" / "report.html").is_file()
     statuses = {p.name: (p / "done.json").is_file() for p in (out / "stages").iterdir() if not p.name.startswith(".")}
-    assert all(statuses.values()) and set(statuses) >= set(orchestrate.order(orchestrate.load_stages()))
+    assert all(statuses.values()) and set(statuses) >= set(orchestrate.order(pipeline_stages.load_stages()))
 
 
 def test_raw_inputs_unchanged_after_run(demo_result):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from pipeline.readers import MovieError, check_timestamps, open_movie, read_timestamps
+from pipeline.io.readers import MovieError, check_timestamps, open_movie, read_timestamps
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from napari_fixtures import make_result
-from pipeline.nwb import export_nwb
+from pipeline.io.nwb import export_nwb
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from pipeline.session import Session
+from pipeline.core.session import Session
 from pipeline.simulator import PRESETS, SimConfig, load_truth, simulate_session
 from pipeline.simulator.activity import calcium_kernel_filter
 from pipeline.simulator.files import BORIS_COLUMNS

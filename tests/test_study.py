@@ -1,6 +1,6 @@
 """Study level: result folders of many simulated pairs -> tidy table, pseudo-pairs, pair-level comparisons.
 
-Result folders are written with the real writers (pipeline.dataset.write_stage, done.json,
+Result folders are written with the real writers (pipeline.core.dataset.write_stage, done.json,
 interbrain.json) holding /A/activity and /B/activity from a latent-factor simulation; the REAL
 subspace (and encoding) stage functions fill /subspace and /encoding. GABAergic-genotype pairs
 are planted with more shared factors than glutamatergic ones.
@@ -17,14 +17,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline import dataset
-from pipeline.parameters import SPEC, ConfigError
+from pipeline.core import dataset
+from pipeline.core.parameters import SPEC, ConfigError
 from pipeline.stages import encoding as encoding_stage
 from pipeline.stages import subspace as subspace_stage
-from pipeline.study import (PairEntry, StudyWarning, add_study_parser, load_study, pair_rows, plan_comparisons,
-                            run_study)
-from pipeline.study_stats import compare
-from pipeline.subspace import SharedSubspace
+from pipeline.study.table import (PairEntry, StudyWarning, add_study_parser, load_study, pair_rows, plan_comparisons, run_study)
+from pipeline.study.stats import compare
+from pipeline.analysis.subspace import SharedSubspace
 
 DT = 0.2          # s per bin
 GENOTYPE = {"GABAergic": "Vgat-Cre", "glutamatergic": "CaMKIIa-Cre"}
@@ -290,14 +289,15 @@ def test_no_planted_difference_not_detected_in_36_of_40_seeds():
 
 @pytest.mark.slow
 def test_study_over_full_pipeline_runs(tmp_path):
-    from pipeline import orchestrate
-    from pipeline.session import Session
+    from pipeline.core import orchestrate
+    from pipeline import stages as pipeline_stages
+    from pipeline.core.session import Session
     from pipeline.simulator import simulate_session
     pairs = []
     for i in range(2):
         sess = simulate_session(tmp_path / f"s{i}", seed=i, preset="small")
         s = Session.load(sess)
-        orchestrate.run(s, show_progress=False)
+        pipeline_stages.run(s, show_progress=False)
         pairs.append({"session": str(sess), "name": f"sim{i}", "condition": "social" if i else "separated"})
     path = write_study(tmp_path, pairs, n_surrogates=50, n_matched=1, n_boot=200)
     res = run_study(load_study(path))

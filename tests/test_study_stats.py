@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.study_stats import compare, neuron_level_p
+from pipeline.study.stats import compare, neuron_level_p
 
 
 def _study(seed: int, effect: float, n_pairs: int = 8, n_neurons: int = 40) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""PLSC shared/unique subspaces (pipeline/subspace.py): reference exactness, recovery, bad input, stage."""
+"""PLSC shared/unique subspaces (pipeline/analysis/subspace.py): reference exactness, recovery, bad input, stage."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,12 +6,13 @@ import pytest
 import tomli_w
 import xarray as xr
 
-from pipeline import orchestrate
-from pipeline.orchestrate import Stage
-from pipeline.session import Session
-from pipeline.stats import AnalysisInputError, matlab_round, shift_range, threshold_index
-from pipeline.subspace import (SharedSubspace, count_matched, cross_validated_r, matlab_pca, pseudo_pair_null,
-                               remove_shared)
+from pipeline.core import orchestrate
+
+from pipeline import stages as pipeline_stages
+from pipeline.core.orchestrate import Stage
+from pipeline.core.session import Session
+from pipeline.analysis.stats import AnalysisInputError, matlab_round, shift_range, threshold_index
+from pipeline.analysis.subspace import (SharedSubspace, count_matched, cross_validated_r, matlab_pca, pseudo_pair_null, remove_shared)
 
 
 # ----------------------------------------------------------------------------- generators
@@ -122,7 +123,7 @@ def test_matches_direct_reference(NA, NB, null, n):
 
 
 def test_run_length_count():
-    from pipeline.stats import run_length
+    from pipeline.analysis.stats import run_length
     assert run_length(np.array([True, True, False, True])) == 2
     assert run_length(np.array([False, True])) == 0
     assert run_length(np.array([True, True])) == 2
@@ -277,7 +278,7 @@ def fake_align_tree(seed=0, T=1200, NA=14, NB=12, dt=0.1, n_shared=2):
 
 
 def test_subspace_stage_writes_groups(tmp_path):
-    stages = orchestrate.load_stages()
+    stages = pipeline_stages.load_stages()
     tree, _ = fake_align_tree()
     reg = {"align": Stage("align", lambda ctx: tree), "subspace": stages["subspace"]}
     s = _session(tmp_path, subspace={"n_surrogates": 100, "n_subsamples": 2, "cell_type_surrogates": 50,
@@ -314,7 +315,7 @@ def test_recovers_K_on_simulator_ground_truth(tmp_path):
 
 def test_confound_controls_remove_drift_and_behaviour_driven_sharing():
     """A common slow drift, or a shared behaviour response, looks 'shared' until removed."""
-    from pipeline.subspace import detrend, regress_out
+    from pipeline.analysis.subspace import detrend, regress_out
     rng = np.random.default_rng(9)
     T = 2000
     A, B = planted_pair(9, T=T, NA=12, NB=10, n_shared=0, shared_gain=(), n_private=0)

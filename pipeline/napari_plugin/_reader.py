@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.dataset import ROOT_FILE, NotAResultError, load, read_root
+from pipeline.core.dataset import ROOT_FILE, NotAResultError, load, read_root
 
-from . import curation
+from pipeline.napari_plugin import curation
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 # RGBA per cell type; ROIs marked "not cell" are drawn dim grey.
 TYPE_COLORS = {
     "GABAergic": (1.0, 0.25, 0.85, 1.0),
@@ -255,7 +255,7 @@ def read_result(path):
 
 # ----------------------------------------------------------------------------- raw movies
 class _MovieArray:
-    """Array-like view of a pipeline.readers Movie for dask (shape, dtype, ndim, tuple indexing)."""
+    """Array-like view of a pipeline.io.readers Movie for dask (shape, dtype, ndim, tuple indexing)."""
 
     def __init__(self, movie):
         self.movie = movie
@@ -270,11 +270,11 @@ class _MovieArray:
 def lazy_movie(paths, format: str = "auto", hdf5_dataset: str = ""):
     """The raw movie as a (T, Y, X) dask array, one frame per chunk, read on demand (read-only).
 
-    Uses pipeline.readers.open_movie; TIFFs fall back to tifffile's zarr store if that is unavailable.
+    Uses pipeline.io.readers.open_movie; TIFFs fall back to tifffile's zarr store if that is unavailable.
     """
     import dask.array as da
     try:
-        from pipeline.readers import open_movie
+        from pipeline.io.readers import open_movie
     except ImportError:  # readers module not installed: TIFF only
         import tifffile
         import zarr
@@ -309,7 +309,7 @@ def movie_layer(paths, animal: str, frame_time=None, x_offset: float = 0.0, form
 
 def session_movie_layers(session_file: str | Path, animals=ANIMALS) -> list[tuple]:
     """Lazy raw-movie layers of a pair session (side by side, time axis in master-clock seconds)."""
-    from pipeline.session import Session
+    from pipeline.core.session import Session
     s = Session.load(session_file, check_files=False)
     shapes, specs = {}, {}
     for a in animals:

@@ -20,10 +20,10 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QPushButton, QSlider, QVBoxLayout,
                             QWidget)
 
-from pipeline.dataset import load, read_root
+from pipeline.core.dataset import load, read_root
 
-from . import curation
-from ._reader import ANIMALS, NOT_CELL_COLOR, TYPE_COLORS, group, movie_layer, roi_colormap, roi_table
+from pipeline.napari_plugin import curation
+from pipeline.napari_plugin._reader import (ANIMALS, NOT_CELL_COLOR, TYPE_COLORS, group, movie_layer, roi_colormap, roi_table)
 
 BG, FG = "#262930", "#d6d6d6"
 TASK_EVENTS = {"port_entry", "port_exit", "poke", "poke_coordinated", "poke_uncoordinated", "hold",
@@ -406,7 +406,7 @@ class RoiInspector(QWidget):
             show_error(f"{self.out}: the session file {sfile!r} recorded in interbrain.json is not found; "
                        "open the raw movie with File > Open and the interbrain reader instead")
             return
-        from pipeline.session import Session
+        from pipeline.core.session import Session
         try:
             s = Session.load(sfile, check_files=False)
             layers = self.roi_layers()

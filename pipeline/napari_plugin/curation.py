@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.dataset import atomic_write_text
+from pipeline.core.dataset import atomic_write_text
+from pipeline.core.animals import ANIMALS
 
 CURATION_FILE = "curation.csv"
 COLUMNS = ("animal", "roi_id", "label", "is_cell")
 CELL_TYPES = ("GABAergic", "glutamatergic", "unknown")
-ANIMALS = ("A", "B")
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 

@@ -6,8 +6,8 @@
 
 See docs/simulator.md.
 """
-from .config import PRESETS, SimConfig, resolve_config
-from .core import load_truth, simulate_session
+from pipeline.simulator.config import PRESETS, SimConfig, resolve_config
+from pipeline.simulator.core import load_truth, simulate_session
 
 __all__ = ["simulate_session", "load_truth", "PRESETS", "SimConfig", "resolve_config", "cli_options"]
 

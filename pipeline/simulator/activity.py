@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from .config import SimConfig, genotype_type
+from pipeline.simulator.config import SimConfig, genotype_type
 
 
 @dataclass

@@ -9,9 +9,9 @@ import numpy as np
 import tifffile
 import xarray as xr
 
-from . import activity, files, latents, movie
-from .config import SimConfig, resolve_config
-from .truth import write_truth
+from pipeline.simulator import activity, files, latents, movie
+from pipeline.simulator.config import SimConfig, resolve_config
+from pipeline.simulator.truth import write_truth
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import SimConfig
+from pipeline.simulator.config import SimConfig
 
 # BORIS (v8) "tabular events" export, one media file, no modifiers or independent variables.
 BORIS_COLUMNS = ["Observation id", "Observation date", "Description", "Observation duration", "Observation type",
@@ -85,7 +85,7 @@ def _toml_value(v) -> str:
 
 
 def write_session_toml(path: Path, cfg: SimConfig, name: str, seed: int, mean_sigma: float) -> None:
-    """session.toml with relative paths (valid for pipeline.session.Session.load)."""
+    """session.toml with relative paths (valid for pipeline.core.session.Session.load)."""
     lines = ["# Simulated pair session (pipeline.simulator); ground truth in ground_truth/.", "",
              "[session]", f"name = {_toml_value(name)}", 'output_dir = "results"', f"seed = {seed}",
              f"condition = {_toml_value(cfg.condition)}", ""]

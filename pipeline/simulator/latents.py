@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .config import SimConfig
+from pipeline.simulator.config import SimConfig
 
 
 def smooth_factors(rng: np.random.Generator, n: int, n_t: int, dt: float, tau_range: tuple) -> tuple[np.ndarray, np.ndarray]:

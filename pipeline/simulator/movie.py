@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
-from .config import SimConfig
+from pipeline.simulator.config import SimConfig
 
 
 @dataclass

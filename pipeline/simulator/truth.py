@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .config import SimConfig
+from pipeline.simulator.config import SimConfig
 
 README = """# Ground truth of a simulated pair session
 

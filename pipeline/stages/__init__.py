@@ -5,12 +5,21 @@ science module, and returns a DataTree. Order is by declared dependencies.
 """
 from importlib import import_module
 
-# One entry per stage module; a module that fails to import is a bug, not a skip.
+from pipeline.core import orchestrate
+
+# One entry per stage module; a module that fails to import is a bug, and raises.
 _MODULES = ("motion", "extraction", "celltypes", "behavior", "align", "subspace", "encoding", "decoding")
 
 for _m in _MODULES:
-    try:
-        import_module(f"{__name__}.{_m}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{_m}":
-            raise
+    import_module(f"{__name__}.{_m}")
+
+
+def load_stages() -> dict[str, orchestrate.Stage]:
+    """The pipeline's stages, by name, in registration order."""
+    return orchestrate.REGISTRY
+
+
+def run(session, out=None, only=None, force: bool = False, show_progress: bool = True) -> dict[str, str]:
+    """Run (or resume) every pipeline stage of `session`; see `pipeline.core.orchestrate.run`."""
+    return orchestrate.run(session, out, only=only, force=force, show_progress=show_progress,
+                           registry=load_stages())

@@ -14,10 +14,10 @@ import xarray as xr
 
 from behavior import align as balign
 from behavior.clocks import frame_interval_report
-from pipeline.orchestrate import stage
-from pipeline.parameters import ConfigError
+from pipeline.core.orchestrate import stage
+from pipeline.core.parameters import ConfigError
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 SUMMED = ("spikes",)     # event-like traces: summed within bins; all others are interpolated
 
 

@@ -19,7 +19,7 @@ import xarray as xr
 from behavior import align as balign
 from behavior import clocks as bclocks
 from behavior import task as btask
-from pipeline.orchestrate import StageSkipped, stage
+from pipeline.core.orchestrate import StageSkipped, stage
 
 CLOCK_FIELDS = ("kind", "n_frames", "dropped_frames", "drift_ppm", "start", "stop")
 

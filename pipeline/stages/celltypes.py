@@ -11,7 +11,7 @@ from pathlib import Path
 import xarray as xr
 
 from neuroid.labels import label_animal
-from pipeline.orchestrate import stage
+from pipeline.core.orchestrate import stage
 
 CURATION_FILE = "curation.csv"
 

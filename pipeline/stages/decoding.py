@@ -1,4 +1,4 @@
-"""Stage `decoding`: time-resolved decoders per animal, contrast and condition (pipeline/decoders.py).
+"""Stage `decoding`: time-resolved decoders per animal, contrast and condition (pipeline/analysis/decoders.py).
 
 Reads /A/activity, /B/activity, /behavior (events), /subspace/A|B (loadings, optional)
 and /encoding/A|B (functional groups, optional); writes /decoding. See docs/decoders.md.
@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pipeline.decoding_session import decode_session
-from pipeline.orchestrate import stage
+from pipeline.analysis.decoding import decode_session
+from pipeline.core.orchestrate import stage
 
 
 @stage("decoding", needs=("align",), wants=("subspace", "encoding"), params=("decoding",), version="1")

@@ -1,4 +1,4 @@
-"""Stage `encoding`: single-neuron auROC encoding of self and partner behaviour (pipeline/encoding.py).
+"""Stage `encoding`: single-neuron auROC encoding of self and partner behaviour (pipeline/analysis/encoding.py).
 
 Reads /A/activity, /A/behavior (and B's); writes /encoding/A and /encoding/B.
 See docs/encoding.md.
@@ -10,12 +10,12 @@ import json
 import numpy as np
 import xarray as xr
 
-from pipeline.encoding import AurocEncoder, other_baseline
-from pipeline.orchestrate import stage
-from pipeline.stages.subspace import bin_width, read_activity
-from pipeline.stats import AnalysisInputError
+from pipeline.analysis.encoding import AurocEncoder, other_baseline
+from pipeline.core.orchestrate import stage
+from pipeline.analysis.activity import bin_width, read_activity
+from pipeline.analysis.stats import AnalysisInputError
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 ROLES = ("self", "partner")
 
 

@@ -1,4 +1,4 @@
-"""Stage `extraction`: ROIs and traces of each animal (pipeline.extraction; docs/imaging.md).
+"""Stage `extraction`: ROIs and traces of each animal (pipeline.imaging.extraction; docs/imaging.md).
 
 Reads `/A/motion` (and B) and the registered binaries in the motion stage's
 work folder; writes `/A/rois` and `/A/traces` (and B). `frame_time` is on the
@@ -12,14 +12,13 @@ import json
 import numpy as np
 import xarray as xr
 
-from pipeline import orchestrate
-from pipeline.extraction import ExtractionResult, extract
-from pipeline.nwb import read_segmentation, uses_nwb_segmentation
-from pipeline.orchestrate import stage
-from pipeline.readers import read_timestamps
-from pipeline.traces import BASELINE_RULE, C_DESCRIPTION
-
-ANIMALS = ("A", "B")
+from pipeline.core import orchestrate
+from pipeline.imaging.extraction import ExtractionResult, extract
+from pipeline.io.nwb import read_segmentation, uses_nwb_segmentation
+from pipeline.core.orchestrate import stage
+from pipeline.io.readers import read_timestamps
+from pipeline.imaging.traces import BASELINE_RULE, C_DESCRIPTION
+from pipeline.core.animals import ANIMALS
 
 
 def _timestamp_inputs(session, out) -> list[str]:

@@ -1,4 +1,4 @@
-"""Stage `motion`: suite2p registration of each animal's movie (pipeline.motion; docs/imaging.md).
+"""Stage `motion`: suite2p registration of each animal's movie (pipeline.imaging.motion; docs/imaging.md).
 
 Writes `/A/motion` and `/B/motion`. The registered int16 binaries stay in the
 stage's work folder (`OUT/stages/motion/work/<animal>/data.bin`), committed
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.motion import MotionResult, register_movie
-from pipeline.nwb import uses_nwb_segmentation
-from pipeline.orchestrate import stage
-from pipeline.readers import check_timestamps, open_movie
+from pipeline.imaging.motion import MotionResult, register_movie
+from pipeline.io.nwb import uses_nwb_segmentation
+from pipeline.core.orchestrate import stage
+from pipeline.io.readers import check_timestamps, open_movie
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 SIGN_CONVENTION = ("rigid_shift = (dy, dx): frame content = reference content moved by +shift; "
                    "registration moves each frame by -shift (suite2p's convention)")
 

@@ -1,4 +1,4 @@
-"""Stage `subspace`: PLSC shared/unique inter-brain subspaces (pipeline/subspace.py).
+"""Stage `subspace`: PLSC shared/unique inter-brain subspaces (pipeline/analysis/subspace.py).
 
 Reads /A/activity, /B/activity (and /A/behavior for regress_behavior); writes
 /subspace, /subspace/A, /subspace/B and /subspace/by_cell_type. See docs/subspace.md.
@@ -10,38 +10,11 @@ import json
 import numpy as np
 import xarray as xr
 
-from pipeline import subspace as sub
-from pipeline.orchestrate import stage
-from pipeline.stats import AnalysisInputError
-
-ANIMALS = ("A", "B")
-
-
-def bin_width(time: np.ndarray) -> float:
-    """Bin width (s) of a regular `time` coordinate."""
-    if time.size < 2:
-        raise AnalysisInputError("activity has fewer than 2 time bins")
-    return float(np.median(np.diff(time)))
-
-
-def fill_nan_bins(X: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN bins per column (edges: nearest finite value). X: (T, N)."""
-    X = X.copy()
-    t = np.arange(X.shape[0])
-    for j in range(X.shape[1]):
-        bad = ~np.isfinite(X[:, j])
-        if bad.all():
-            raise AnalysisInputError(f"neuron column {j} is NaN in every bin")
-        if bad.any():
-            X[bad, j] = np.interp(t[bad], t[~bad], X[~bad, j])
-    return X
-
-
-def read_activity(tree: xr.DataTree, a: str) -> xr.DataArray:
-    try:
-        return tree[f"/{a}/activity"]["activity"].transpose("time", "neuron")
-    except KeyError:
-        raise AnalysisInputError(f"no /{a}/activity: the align stage must run first") from None
+from pipeline.analysis import subspace as sub
+from pipeline.core.orchestrate import stage
+from pipeline.analysis.activity import bin_width, fill_nan_bins, read_activity
+from pipeline.analysis.stats import AnalysisInputError
+from pipeline.core.animals import ANIMALS
 
 
 def _neuron_coords(da: xr.DataArray) -> dict:

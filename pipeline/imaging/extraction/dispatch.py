@@ -3,7 +3,7 @@
 `extract(binary, shape, fs, params, modality)` runs suite2p's functional
 detection (sparsery for 2p, sourcery for 1p) on a temporally binned copy of the registered binary,
 suite2p's extraction (ROI and neuropil traces), its built-in classifier, and
-then pipeline.traces (neuropil correction, dF/F, OASIS deconvolution).
+then pipeline.imaging.traces (neuropil correction, dF/F, OASIS deconvolution).
 ROIs under `iscell_threshold` are kept with `is_cell = False`.
 
 Memory: the binned movie holds at most `max_binned_frames` frames
@@ -14,57 +14,23 @@ high-passed first (background_1p: a morphological top-hat with a disk of one cel
 default; the out-of-focus background is much brighter than cells), over the whole
 frame (detect_full_frame_1p), with its own threshold (threshold_scaling_1p) and ROIs larger
 than max_area_1p cell areas dropped. engine_1p = 'minian': minian's CNMF
-(pipeline.extraction_minian). engine_1p = 'seeded': pipeline.extraction_1p (top-hat
+(pipeline.imaging.extraction.minian_cnmf). engine_1p = 'seeded': pipeline.imaging.extraction.seeded (top-hat
 background removal, CNMF-E-style correlation x peak-to-noise seeding). suite2p scored the
 best ROI F1 on the simulator's 1p sessions, minian the best trace correlation; none meets the
 quality bar for every animal yet (docs/imaging.md).
-An optional CaImAn backend exists only when the real CaImAn is importable.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-
 import numpy as np
 from scipy import ndimage
 
-from . import traces
-from .motion import ChunkedBinary, highpass, torch_device
+from pipeline.imaging import traces
+from pipeline.imaging.motion import highpass, torch_device
+from pipeline.imaging.extraction.result import ExtractionResult
+from pipeline.io.binary import ChunkedBinary
 
 log = logging.getLogger("interbrain.extraction")
-
-
-@dataclass
-class ExtractionResult:
-    """Shapes: N ROIs, T frames, P footprint pixels (all ROIs), (Y, X) frame."""
-
-    pix_neuron: np.ndarray     # (P,) ROI index of each footprint pixel
-    pix_y: np.ndarray          # (P,)
-    pix_x: np.ndarray          # (P,)
-    pix_weight: np.ndarray     # (P,) suite2p lam, sums to 1 per ROI
-    centroid: np.ndarray       # (N, 2) px (y, x)
-    iscell_prob: np.ndarray    # (N,)
-    is_cell: np.ndarray        # (N,) bool
-    F: np.ndarray              # (N, T) raw units
-    Fneu: np.ndarray           # (N, T)
-    F_corrected: np.ndarray    # (N, T)
-    dff: np.ndarray            # (N, T)
-    spikes: np.ndarray         # (N, T)
-    C: np.ndarray              # (N, T) denoised calcium, units of F_corrected (traces.denoised_calcium)
-    mean_image: np.ndarray     # (Y, X)
-    correlation_image: np.ndarray   # (Y, X)
-    engine: str = "suite2p"
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def n_rois(self) -> int:
-        return len(self.iscell_prob)
-
-    def footprints(self, shape) -> np.ndarray:
-        """Dense footprints (N, Y, X) (for small movies and tests)."""
-        out = np.zeros((self.n_rois, *shape), np.float32)
-        out[self.pix_neuron, self.pix_y, self.pix_x] = self.pix_weight
-        return out
 
 
 # extraction defaults that differ by modality (a parameter left unset picks these)
@@ -119,7 +85,7 @@ def _bin_movie(binary: ChunkedBinary, bin_size: int, bad: np.ndarray | None, hp_
     """Temporal means of `bin_size` good frames, (n_bins, Y, X) float32; spatially high-passed if hp_sigma.
 
     hp_method 'gaussian': minus the Gaussian blur of hp_sigma px; 'tophat': minus the grey opening
-    with a disk of radius hp_sigma px (after a 0.7 px blur), pipeline.extraction_1p.tophat.
+    with a disk of radius hp_sigma px (after a 0.7 px blur), pipeline.imaging.extraction.seeded.tophat.
     """
     T, Ly, Lx = binary.shape
     good = np.ones(T, bool) if bad is None else ~np.asarray(bad, bool)
@@ -139,7 +105,7 @@ def _bin_movie(binary: ChunkedBinary, bin_size: int, bad: np.ndarray | None, hp_
     if hp_sigma > 0:
         for j in range(0, n_bins, 500):
             if hp_method == "tophat":
-                from .extraction_1p import tophat
+                from pipeline.imaging.extraction.seeded import tophat
                 out[j:j + 500] = tophat(out[j:j + 500], hp_sigma, 0.7)
             else:
                 out[j:j + 500] = highpass(out[j:j + 500], hp_sigma)
@@ -162,9 +128,9 @@ def _detect_suite2p(f_reg, mov, s, device, binary_path, yr, xr):
 
 
 def _detect_seeded(mov, s, params, y0, x0, Ly, Lx):
-    """pipeline.extraction_1p detection on the cropped binned movie, ROIs in frame coordinates + suite2p stats."""
+    """pipeline.imaging.extraction.seeded detection on the cropped binned movie, ROIs in frame coordinates + suite2p stats."""
     from suite2p.detection.stats import roi_stats
-    from .extraction_1p import detect_1p
+    from pipeline.imaging.extraction.seeded import detect_1p
     stat, img = detect_1p(mov, float(params["diameter"]), min_corr=float(params["min_corr_1p"]),
                           min_pnr=float(params["min_pnr_1p"]))
     for st in stat:
@@ -190,11 +156,8 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     Returns an ExtractionResult; traces are in raw movie units.
     """
     engine = params["engine_1p"] if modality == "1p" else params["engine_2p"]
-    if engine == "caiman":
-        raise NotImplementedError(
-            "engine_1p = 'caiman' is not available in this version; use 'suite2p' (see docs/imaging.md)")
     if engine == "minian":
-        from .extraction_minian import extract_minian
+        from pipeline.imaging.extraction.minian_cnmf import extract_minian
         return extract_minian(binary_path, shape, fs, params, bad_frame=bad_frame, valid_yx=valid_yx, scale=scale,
                               mean_image=mean_image)
     from suite2p import extraction as s2p_extraction
@@ -212,7 +175,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         # cropping to it lost ~half the cells of the simulator's 64 x 64 1p sessions (docs/imaging.md)
         (y0, y1), (x0, x1) = (0, Ly), (0, Lx)
     if engine == "seeded":
-        # 1p: our background-removing detector (pipeline.extraction_1p) on the raw binned movie
+        # 1p: our background-removing detector (pipeline.imaging.extraction.seeded) on the raw binned movie
         hp_sigma = 0.0
     hp_method = params["background_1p"] if modality == "1p" else "gaussian"
     mov = _bin_movie(f_reg, s["detection"]["bin_size"], bad_frame, hp_sigma, batch=int(params["batch_size"]),
@@ -275,13 +238,3 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )
-
-
-def caiman_available() -> bool:
-    """True only for the real CaImAn (flatironinstitute), not the unrelated PyPI 'caiman'."""
-    try:
-        import caiman  # noqa: F401
-        import caiman.source_extraction  # noqa: F401
-        return True
-    except Exception:
-        return False

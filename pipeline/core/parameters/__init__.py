@@ -3,9 +3,9 @@
 `SPEC` maps a section name to its `Section`. Session files, `interbrain init`,
 the CLI help and docs/parameters.md are all derived from it.
 """
-from .spec import ConfigError, Param, Section
-from .session import ANIMAL, ANNOTATIONS, CLOCK, SESSION, TASK
-from .stages import ALIGN, BEHAVIOR, CELLTYPES, DECODING, ENCODING, EXTRACTION, MOTION, REPORT, SUBSPACE
+from pipeline.core.parameters.spec import ConfigError, Param, Section
+from pipeline.core.parameters.session import ANIMAL, ANNOTATIONS, CLOCK, SESSION, TASK
+from pipeline.core.parameters.stages import (ALIGN, BEHAVIOR, CELLTYPES, DECODING, ENCODING, EXTRACTION, MOTION, REPORT, SUBSPACE)
 
 STAGE_SECTIONS = (MOTION, EXTRACTION, CELLTYPES, BEHAVIOR, ALIGN, SUBSPACE, ENCODING, DECODING, REPORT)
 SPEC: dict[str, Section] = {s.name: s for s in (SESSION, ANIMAL, ANNOTATIONS, CLOCK, TASK, *STAGE_SECTIONS)}

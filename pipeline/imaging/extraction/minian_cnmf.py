@@ -6,7 +6,7 @@ already registered): per-frame median denoise and morphological top-hat backgrou
 seeds (rolling max projections -> local maxima -> peak-to-noise refinement -> merge; the
 Kolmogorov-Smirnov refinement is left out, see `cnmf`), initA / initC, unit merge, background (b, f) and noise estimates, then two
 rounds of spatial update, background update and temporal update (AR(1) deconvolution), with a
-unit merge between them. `extract_minian(...)` turns that into a pipeline.extraction.ExtractionResult.
+unit merge between them. `extract_minian(...)` turns that into a pipeline.imaging.extraction.ExtractionResult.
 
 minian's sizes are scaled with the session's cell diameter d (px): top-hat disk radius d,
 local-maximum window d, seed merge distance d, initA window d, least footprint area
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .motion import ChunkedBinary
+from pipeline.io.binary import ChunkedBinary
 
 log = logging.getLogger("interbrain.extraction")
 
@@ -307,7 +307,7 @@ FOOTPRINT_LEVEL = 0.1   # output footprints: the connected part of A above this 
 def extract_minian(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict,
                    bad_frame: np.ndarray | None = None, valid_yx=None, scale: float = 1.0,
                    mean_image: np.ndarray | None = None):
-    """engine_1p = 'minian': `cnmf` turned into a pipeline.extraction.ExtractionResult.
+    """engine_1p = 'minian': `cnmf` turned into a pipeline.imaging.extraction.ExtractionResult.
 
     Footprints: minian's A cut to its connected part above FOOTPRINT_LEVEL x its peak (A has faint
     tails over the whole dilation window), weights summing to 1; units larger than max_area_1p
@@ -317,14 +317,14 @@ def extract_minian(binary_path: str, shape: tuple[int, int, int], fs: float, par
     F_corrected = minian's denoised calcium C x sum(A^2)/sum(A) (the unit's share of F; CNMF models
     background and neighbours, so no neuropil subtraction); Fneu = F - F_corrected (background,
     neuropil, noise; for this engine F_corrected = F - 1 x Fneu, whatever neuropil_coefficient says);
-    spikes = minian's deconvolved S, same scale; dff = pipeline.traces.dff(F_corrected, F).
+    spikes = minian's deconvolved S, same scale; dff = pipeline.imaging.traces.dff(F_corrected, F).
     iscell_prob = 1 for every unit: minian has no classifier, and its units already passed its
     peak-to-noise and Kolmogorov-Smirnov seed tests and survived the spatial/temporal updates
     (suite2p's classifier is trained on suite2p's ROI statistics of 2p data, not meaningful here).
     """
     from scipy import ndimage
-    from . import traces
-    from .extraction import ExtractionResult
+    from pipeline.imaging import traces
+    from pipeline.imaging.extraction.result import ExtractionResult
     T, Ly, Lx = shape
     r = cnmf(binary_path, shape, fs, params, bad_frame=bad_frame, scale=scale, valid_yx=valid_yx)
     d = float(params["diameter"])

@@ -7,7 +7,7 @@ morphological top-hat (a grey opening with a disk of a cell radius, as minian do
 then seed cells where the local correlation image and the peak-to-noise ratio are both high
 (CNMF-E's seeding rule), and grow each footprint by regressing every nearby pixel's trace on
 the seed trace. The footprints are handed to suite2p's extraction (ROI and neuropil traces) by
-pipeline.extraction. Measured on the simulator it does NOT yet beat suite2p's sourcery
+pipeline.imaging.extraction. Measured on the simulator it does NOT yet beat suite2p's sourcery
 (docs/imaging.md), so it is not the default.
 """
 from __future__ import annotations

@@ -18,10 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from . import dataset  # noqa: E402
+from pipeline.core import dataset  # noqa: E402
+from pipeline.core.animals import ANIMALS
 
 TYPE_COLOURS = {"GABAergic": "#d62728", "glutamatergic": "#1f77b4", "unknown": "#7f7f7f"}
-ANIMALS = ("A", "B")
 
 
 def _has(tree: xr.DataTree, path: str) -> bool:

@@ -30,8 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.ndimage import uniform_filter1d
 
-from .stats import (AnalysisInputError, as_matrix, as_rng, draw_shifts, run_length, shift_range,
-                    surrogate_threshold, zscore)
+from pipeline.analysis.stats import (AnalysisInputError, as_matrix, as_rng, draw_shifts, run_length, shift_range, surrogate_threshold, zscore)
 
 __all__ = ["SharedSubspace", "remove_shared", "matlab_pca", "detrend", "regress_out",
            "cross_validated_r", "count_matched", "pseudo_pair_null"]

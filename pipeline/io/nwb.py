@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import dataset
-from .traces import C_DESCRIPTION
+from pipeline.core import dataset
 
 SPECIES = "Mus musculus"
 
@@ -67,7 +66,7 @@ def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
             identifier=f"{pair}-{a}", session_start_time=_start_time(out), session_id=pair,
             experiment_description=f"Paired recording; partner animal {other} is in {names[other]}.",
             notes=json.dumps({"interbrain_animal": a, "partner_file": names[other], "stage_fingerprints": prov}),
-            source_script="interbrain (pipeline.nwb.export_nwb)", source_script_file_name="pipeline/nwb.py",
+            source_script="interbrain (pipeline.io.nwb.export_nwb)", source_script_file_name="pipeline/io/nwb.py",
             keywords=["interbrain", "paired recording", "calcium imaging"])
         nwb.subject = Subject(subject_id=info["id"], species=SPECIES, sex=info.get("sex", "U")[:1].upper()
                               if info.get("sex") in ("F", "M") else "U",
@@ -104,8 +103,9 @@ def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
         fl = Fluorescence(name="Fluorescence")
         for var, desc in (("F", "raw ROI fluorescence"), ("Fneu", "neuropil fluorescence"),
                           ("spikes", "deconvolved activity (a.u.)"),
-                          ("C", C_DESCRIPTION)):
+                          ("C", "")):
             if var in traces:
+                desc = desc or traces[var].attrs["description"]   # C: described where it is made
                 fl.create_roi_response_series(name=var, data=traces[var].values.T.astype(np.float32), rois=region,
                                               unit="a.u.", timestamps=ts, description=desc)
         ophys.add(fl)

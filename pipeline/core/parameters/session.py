@@ -1,5 +1,5 @@
 """Sections that describe the pair session itself (not a stage's settings)."""
-from .spec import Param, Section
+from pipeline.core.parameters.spec import Param, Section
 
 SESSION = Section("session", "The pair session: name, output folder, seed.", (
     Param("name", None, str, "Name of the pair session, e.g. 'pair01_day3'.", required=True),

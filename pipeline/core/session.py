@@ -1,7 +1,7 @@
 """A pair session: one TOML file describing two animals imaged together.
 
 `Session.load(path)` validates the file against the parameter spec
-(pipeline.parameters) and resolves every path relative to the file.
+(pipeline.core.parameters) and resolves every path relative to the file.
 Errors name the file and the key.
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .parameters import SPEC, STAGE_SECTIONS, ConfigError
+from pipeline.core.parameters import SPEC, STAGE_SECTIONS, ConfigError
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 _TOP_KEYS = {"session", "animals", "annotations", "clocks", "task"} | {s.name for s in STAGE_SECTIONS}
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .decoders import NOT_ENOUGH, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize
+from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
 FUNCTIONAL_VARIABLES = {"self_poke": ("poke", "self"), "partner_poke": ("poke", "partner"),
                         "hold": ("hold", "self"), "proceed": ("poke", "self"), "reward": ("reward", "self")}
@@ -67,7 +67,7 @@ def _orthonormal(rng, n, k):
 
 def _combine(fits, alpha, cluster_q):
     """Mean curves over subsample fits, pooled surrogate nulls, cluster test on the pooled null."""
-    from .decoders import cluster_test
+    from pipeline.analysis.decoders import cluster_test
     ok = [f for f in fits if f.status_ == "ok"]
     if not ok:
         return fits[0] if fits else None, None
@@ -187,7 +187,7 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
         time_bins = first.time_bins_
         results[(a, v, c)] = (first, comb, first.detail_ + ("; " + note if note else ""))
     if time_bins is None:
-        from .decoders import window_offsets
+        from pipeline.analysis.decoders import window_offsets
         t = next(iter(acts.values()))["time"].values if acts else np.array([0.0, 1.0])
         time_bins = window_offsets(window, float(np.median(np.diff(t)))) * float(np.median(np.diff(t)))
     return _to_dataset(results, contrasts, conds, time_bins, p, tree)

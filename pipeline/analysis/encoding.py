@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy.stats import rankdata
 
-from .stats import AnalysisInputError, as_matrix, as_rng, bh_fdr, draw_shifts, zscore
+from pipeline.analysis.stats import AnalysisInputError, as_matrix, as_rng, bh_fdr, draw_shifts, zscore
 
 __all__ = ["AurocEncoder", "other_baseline", "derive"]
 

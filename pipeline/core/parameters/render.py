@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from . import SPEC, STAGE_SECTIONS
-from .spec import Param, Section
+from pipeline.core.parameters import SPEC, STAGE_SECTIONS
+from pipeline.core.parameters.spec import Param, Section
 
 
 def _toml_value(v) -> str:
@@ -65,7 +65,7 @@ def template() -> str:
 def markdown() -> str:
     """docs/parameters.md: one table per section."""
     L = ["# Parameters", "",
-         "Generated from `pipeline/parameters/` by `scripts/gen_docs.py`; do not edit by hand.",
+         "Generated from `pipeline/core/parameters/` by `scripts/gen_docs.py`; do not edit by hand.",
          "Every key below can be set in the session file; stage settings live in a table named after the stage.", ""]
     heads = {"session": "[session]", "animal": "[animals.A] / [animals.B]", "annotations": "[[annotations]]",
              "clock": "[clocks.NAME]", "task": "[task]"}

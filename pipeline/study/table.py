@@ -11,9 +11,9 @@ pairs (or their session files), and writes under the study output folder:
   `missing` reason where the result is absent;
 - `pseudo_pairs.csv`: A of one pair with B of every other pair, trimmed to a
   common length and neuron count, fitted with the same estimator as the real
-  pairs (`pipeline.subspace.SharedSubspace`);
+  pairs (`pipeline.analysis.subspace.SharedSubspace`);
 - `comparisons.csv`: GABAergic vs glutamatergic, social vs separated, real vs
-  pseudo-pairs, with the pair or animal as the unit (pipeline.study_stats);
+  pseudo-pairs, with the pair or animal as the unit (pipeline.study.stats);
 - `figures/<comparison>.png`, `study.json` (inputs, parameters, warnings).
 
 See docs/study.md for the units, columns and figures.
@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import dataset
-from .parameters import ConfigError
-from .study_stats import Comparison, compare, compare_paired, unit_means
+from pipeline.core import dataset
+from pipeline.core.parameters import ConfigError
+from pipeline.study.stats import Comparison, compare, compare_paired, unit_means
+from pipeline.core.animals import ANIMALS
 
-ANIMALS = ("A", "B")
 STUDY_KEYS = {"name": str, "output_dir": str, "n_surrogates": int, "n_matched": int, "pseudo_pairs": bool,
               "random_state": int, "conditions": list, "n_perm": int, "n_boot": int}
 STUDY_DEFAULTS = {"n_surrogates": 200, "n_matched": 3, "pseudo_pairs": True, "random_state": 0,
@@ -127,7 +127,7 @@ def load_study(path: str | Path) -> Study:
             if not res.is_dir():
                 raise ConfigError(f"{where} result: folder {res} not found")
         else:
-            from .session import Session
+            from pipeline.core.session import Session
             sp = Path(p["session"])
             sp = sp if sp.is_absolute() else (path.parent / sp).resolve()
             try:
@@ -321,8 +321,8 @@ def _decoding_rows(dec: xr.Dataset | None, a: str, base: dict, why: str | None) 
 def pair_activity(tree: xr.DataTree) -> dict | None:
     """{'A': (T, N_A), 'B': (T, N_B), 'lag': frames, 'percentile', 'bin_s'} prepared as the subspace stage
     does (NaN bins dropped, detrend applied); None when /A/activity or /B/activity is absent."""
-    from .stages.subspace import bin_width
-    from .subspace import detrend
+    from pipeline.analysis.activity import bin_width
+    from pipeline.analysis.subspace import detrend
     acts = {}
     for a in ANIMALS:
         g = _group(tree, f"/{a}/activity")
@@ -352,7 +352,7 @@ def matched_fits(acts: dict[str, dict], n_surrogates: int = 200, n_matched: int 
     Real pairs: `n_matched` subsamples, averaged; pseudo-pairs: one subsample each.
     Returns (rows: kind real/pseudo, pair_A, pair_B, repeat, K, fraction_A, fraction_B; N; T).
     """
-    from .subspace import SharedSubspace
+    from pipeline.analysis.subspace import SharedSubspace
     rng = np.random.default_rng(random_state)
     names = list(acts)
     T = min(acts[p]["A"].shape[0] for p in names)

@@ -1,5 +1,5 @@
 """Per-stage settings. Reference defaults follow ../shared/METHODS.md."""
-from .spec import Param, Section
+from pipeline.core.parameters.spec import Param, Section
 
 MOTION = Section("motion", "Motion correction with suite2p registration (docs/imaging.md).", (
     Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
@@ -15,7 +15,7 @@ MOTION = Section("motion", "Motion correction with suite2p registration (docs/im
 
 EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/imaging.md).", (
     Param("engine_2p", "suite2p", str, "Engine for two-photon data.", choices=("suite2p",)),
-    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/imaging.md for the comparison).", choices=("seeded", "suite2p", "minian", "caiman")),
+    Param("engine_1p", "suite2p", str, "Engine for one-photon data (see docs/imaging.md for the comparison).", choices=("seeded", "suite2p", "minian")),
     Param("diameter", 10, int, "Expected cell diameter.", unit="px", range=(2, 200)),
     Param("threshold_scaling_1p", 0.5, float, "1p with engine_1p = 'suite2p': sourcery's detection threshold multiplier (replaces threshold_scaling for 1p data).", range=(0.01, 100.0)),
     Param("background_1p", "tophat", str, "1p with engine_1p = 'suite2p': background removal of the detection movie: each frame minus its grey opening with a disk of one diameter (minian's top-hat), or minus its Gaussian blur of one diameter.", choices=("tophat", "gaussian")),

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.linalg as sla
 
-from .stats import (AnalysisInputError, as_matrix, as_rng, draw_shifts, shift_range, threshold_index)
+from pipeline.analysis.stats import AnalysisInputError, as_matrix, as_rng, draw_shifts, shift_range, threshold_index
 
 __all__ = ["variance_explained", "NonRedundantVariance", "canoncorr", "BehaviorCCA"]
 

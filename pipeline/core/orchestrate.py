@@ -23,8 +23,8 @@ from typing import Callable, Iterable
 import numpy as np
 import xarray as xr
 
-from . import dataset, provenance
-from .session import Session
+from pipeline.core import dataset, provenance
+from pipeline.core.session import Session
 
 log = logging.getLogger("interbrain")
 
@@ -58,12 +58,6 @@ def stage(name: str, needs: Iterable[str] = (), params: Iterable[str] = (), inpu
     return deco
 
 
-def load_stages() -> dict[str, Stage]:
-    """Import the stage adapters so they register themselves."""
-    from . import stages  # noqa: F401  (registers on import)
-    return REGISTRY
-
-
 def order(stages: dict[str, Stage]) -> list[str]:
     """Topological order, ties broken by registration order."""
     done, out = set(), []
@@ -86,18 +80,6 @@ def order(stages: dict[str, Stage]) -> list[str]:
     return out
 
 
-def downstream(stages: dict[str, Stage], names: set[str]) -> set[str]:
-    out = set(names)
-    changed = True
-    while changed:
-        changed = False
-        for s in stages.values():
-            if s.name not in out and out.intersection(s.needs + s.wants):
-                out.add(s.name)
-                changed = True
-    return out
-
-
 class StageSkipped(Exception):
     """Raised by a stage that has nothing to do (e.g. no annotations given); recorded, not an error."""
 
@@ -109,7 +91,6 @@ class StageContext:
     stage: Stage
     params: dict
     workdir: Path
-    fingerprints: dict[str, str]
     warnings: list[str] = field(default_factory=list)
     show_progress: bool = True
 
@@ -215,13 +196,17 @@ def fingerprint(st: Stage, session: Session, input_hashes: dict, upstream_fps: d
 def run(session: Session, out: str | Path | None = None, only: Iterable[str] | None = None,
         force: bool = False, show_progress: bool = True,
         registry: dict[str, Stage] | None = None) -> dict[str, str]:
-    """Run (or resume) the pipeline. Returns {stage: 'ran' | 'skipped' | 'up to date' | 'failed: ...'}.
+    """Run (or resume) the pipeline. Returns {stage: 'ran' | 'up to date' | 'skipped: why'}.
 
     only: run just these stages (their upstream must already be committed or be included).
     force: rerun the selected stages even when up to date (and, as always, what depends on them).
-    registry: the stages to run (default: every registered stage).
+    registry: the stages to run (default: every registered stage; `pipeline.stages.run` registers
+    the pipeline's own).
+    A failing stage raises; the stages committed before it stay committed.
     """
-    stages = registry if registry is not None else load_stages()
+    stages = registry if registry is not None else REGISTRY
+    if not stages:
+        raise RuntimeError("no stages registered: import pipeline.stages (or call pipeline.stages.run)")
     out = Path(out or session.output_dir)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     _recover(out)
@@ -268,7 +253,7 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
             continue
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out / "stages"))
         ctx = StageContext(session, out, st, {s: session.params[s] for s in st.params},
-                           tmp / "work", {n: fps[n] for n in used}, show_progress=show_progress,
+                           tmp / "work", show_progress=show_progress,
                            registry=stages)
         ctx.workdir.mkdir()
         log.info("stage %s: running", name)

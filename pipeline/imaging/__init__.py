@@ -1,0 +1,1 @@
+"""Imaging: motion correction, cell extraction engines, traces."""

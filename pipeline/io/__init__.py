@@ -1,0 +1,1 @@
+"""Input and output: movie readers, suite2p binaries, NWB."""

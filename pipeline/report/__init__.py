@@ -1,0 +1,4 @@
+"""The session report: one self-contained HTML page with figures, read from a result folder."""
+from pipeline.report.html import write_report
+
+__all__ = ["write_report"]
