@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 from scipy.stats import rankdata
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from pipeline.analysis.stats import AnalysisInputError, as_matrix, as_rng, bh_fdr, draw_shifts, zscore
 
@@ -71,7 +73,7 @@ def other_baseline(self_beh: np.ndarray, partner_beh: np.ndarray, names, derived
     return out
 
 
-class AurocEncoder:
+class AurocEncoder(BaseEstimator):
     """auROC encoding of behaviours by single neurons with a circular-shift null.
 
     Parameters
@@ -108,7 +110,8 @@ class AurocEncoder:
         """Z: (T, N) activity; behaviors: (T, M) bool; names: M labels; role: "self" or "partner".
 
         baseline_frames: (T, M) bool, required for baseline="other" (see `other_baseline`).
-        shifts: optional (M, n) explicit shifts (overrides the random draw), for comparisons.
+        shifts: optional (M, n) explicit shifts in frames (instead of n_surrogates drawn from
+        random_state), e.g. another implementation's. Returns self.
         """
         if self.baseline not in ("all", "other"):
             raise ValueError(f"baseline must be 'all' or 'other', got {self.baseline!r}")
@@ -216,6 +219,7 @@ class AurocEncoder:
 
     def classes(self) -> np.ndarray:
         """(N, M) strings: 'activated', 'suppressed' or 'none'."""
+        check_is_fitted(self)
         out = np.full(self.auroc_.shape, "none", dtype=object)
         out[self.activated_] = "activated"
         out[self.suppressed_] = "suppressed"
