@@ -155,3 +155,23 @@ def test_one_rng_helper():
     assert as_rng(4).integers(1 << 30) == np.random.default_rng(4).integers(1 << 30)
     assert sklearn_seed(4) == 4 and sklearn_seed(np.int64(4)) == 4
     assert sklearn_seed(np.random.default_rng(2)) == sklearn_seed(np.random.default_rng(2))
+
+
+def test_auroc_explicit_shifts_with_a_behaviour_too_short_for_the_guard():
+    """baseline='other': behaviour 'b' has 60 eligible frames, too few for min_shift 40, and is skipped
+    (its shifts_ row is -1) whether the shifts are drawn or given back."""
+    rng = np.random.default_rng(3)
+    T = 600
+    Y = np.zeros((T, 2), bool)
+    Y[rng.choice(T, 80, replace=False), 0] = True
+    Y[:20, 1] = True
+    base = np.zeros((T, 2), bool)
+    base[:, 0] = ~Y[:, 0]
+    base[20:60, 1] = True
+    Z = rng.standard_normal((T, 4))
+    drawn = AurocEncoder(n_surrogates=30, min_shift=40, baseline="other", random_state=1).fit(
+        Z, Y, ["a", "b"], baseline_frames=base)
+    assert "b" in drawn.skipped_ and (drawn.shifts_[1] == -1).all() and (drawn.shifts_[0] > 40).all()
+    given = AurocEncoder(n_surrogates=30, min_shift=40, baseline="other").fit(
+        Z, Y, ["a", "b"], baseline_frames=base, shifts=drawn.shifts_)
+    assert_same(fitted(drawn), fitted(given))

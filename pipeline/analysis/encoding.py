@@ -111,7 +111,8 @@ class AurocEncoder(BaseEstimator):
 
         baseline_frames: (T, M) bool, required for baseline="other" (see `other_baseline`).
         shifts: optional (M, n) explicit shifts in frames (instead of n_surrogates drawn from
-        random_state), e.g. another implementation's. Returns self.
+        random_state), e.g. another implementation's; a behaviour whose frames leave no shift
+        range is skipped either way (its row of `shifts_` is -1). Returns self.
         """
         if self.baseline not in ("all", "other"):
             raise ValueError(f"baseline must be 'all' or 'other', got {self.baseline!r}")
@@ -161,11 +162,11 @@ class AurocEncoder(BaseEstimator):
             n_frames[j] = L
             n1 = int(y.sum())
             n0 = L - n1
+            lo, hi = int(self.min_shift) + 1, L - int(self.min_shift)
+            if hi < lo:     # too short for the guard, whether the shifts are drawn or given
+                skipped[names[j]] = f"{L} frames leave no shift in [{lo}, {hi}]"
+                continue
             if shifts is None:
-                lo, hi = int(self.min_shift) + 1, L - int(self.min_shift)
-                if hi < lo:
-                    skipped[names[j]] = f"{L} frames leave no shift in [{lo}, {hi}]"
-                    continue
                 sh = draw_shifts(rng, lo, hi, n)   # drawn even for one-class behaviours: stable streams
             else:
                 sh = np.asarray(shifts)[j].astype(np.int64)
