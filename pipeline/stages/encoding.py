@@ -19,7 +19,7 @@ from pipeline.core.animals import ANIMALS
 ROLES = ("self", "partner")
 
 
-@stage("encoding", needs=("align",), params=("encoding", "behavior"), version="1")
+@stage("encoding", needs=("align",), params=("encoding", "behavior"), version="1", reads=("session.seed",))
 def run(ctx):
     p = ctx.params["encoding"]
     derived = list((ctx.params.get("behavior") or {}).get("derived", {}) or {})

@@ -21,7 +21,7 @@ def _neuron_coords(da: xr.DataArray) -> dict:
     return {c: ("neuron", da[c].values) for c in ("roi_id", "cell_type") if c in da.coords}
 
 
-@stage("subspace", needs=("align",), params=("subspace",), version="1")
+@stage("subspace", needs=("align",), params=("subspace",), version="1", reads=("session.seed",))
 def run(ctx):
     p = ctx.params["subspace"]
     tree = ctx.upstream()
