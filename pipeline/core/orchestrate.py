@@ -259,10 +259,24 @@ def read_values(st: Stage, session: Session) -> dict:
     return out
 
 
-def fingerprint(st: Stage, session: Session, input_hashes: dict, upstream_fps: dict) -> str:
+def _input_key(path: str, session: Session, out: Path) -> str:
+    """A raw input's name in the fingerprint: relative to the result folder (files the user puts
+    there, e.g. curation.csv) or to the session file, so that moving or copying a session folder
+    with its result is no change (contents are hashed)."""
+    p = Path(path)
+    try:
+        return "OUT/" + p.relative_to(Path(out).resolve()).as_posix()
+    except ValueError:
+        return os.path.relpath(p, session.root)
+
+
+def fingerprint(st: Stage, session: Session, input_hashes: dict, upstream_fps: dict,
+                out: str | Path | None = None) -> str:
+    out = Path(out or session.output_dir)
     return provenance.hash_json({
         "stage": st.name, "version": st.version, "reads": read_values(st, session),
-        "inputs": input_hashes, "upstream": upstream_fps,
+        "inputs": {_input_key(p, session, out): h for p, h in sorted(input_hashes.items())},
+        "upstream": upstream_fps,
     })
 
 
@@ -285,7 +299,7 @@ def plan(session: Session, registry: dict[str, Stage], out: str | Path | None = 
     for name in order(registry):
         st = registry[name]
         used = st.needs + tuple(w for w in st.wants if w in registry)
-        fps[name] = fingerprint(st, session, input_hashes(st, session, out, cache), {n: fps[n] for n in used})
+        fps[name] = fingerprint(st, session, input_hashes(st, session, out, cache), {n: fps[n] for n in used}, out)
     return fps
 
 
@@ -353,7 +367,7 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         in_hashes = input_hashes(st, session, out, hashes.data)
         hashes.save()
         used = st.needs + tuple(w for w in st.wants if w in fps)
-        fp = fingerprint(st, session, in_hashes, {n: fps[n] for n in used})
+        fp = fingerprint(st, session, in_hashes, {n: fps[n] for n in used}, out)
         upstream_runs = {n: runs[n] for n in used}
         # Up to date: same inputs and parameters, and no upstream result recommitted since.
         if (rec and rec.get("fingerprint") == fp and rec.get("upstream_runs", {}) == upstream_runs
