@@ -211,42 +211,38 @@ def _edit(session: Path, fn) -> None:
 BEHAVIOR_AND_DOWNSTREAM = {"behavior", "align", "subspace", "encoding", "decoding"}
 
 
-@pytest.fixture
-def resumable(tracked_run, sim, tmp_path):
-    """A copy of the simulated session and of its committed result, on which `interbrain run` resumes."""
-    src, status, _ = tracked_run
+def test_cli_issue_cases_rerun_behavior_and_downstream_or_fail(tracked_run, sim, tmp_path):
+    """On a copy of the session folder and its result (a copy is no change: all up to date),
+    `interbrain run` after each of the issue's edits reruns behaviour and what depends on it, or
+    fails naming the file; never "up to date" on the old behaviour table."""
+    src, _, _ = tracked_run
     session = tmp_path / "pair" / "session.toml"
     shutil.copytree(sim.parent, session.parent)
     out = tmp_path / "result"
     shutil.copytree(src, out)
-    r = _cli("run", str(session), "--out", str(out), "--quiet", "--no-report")
+    run = lambda: _cli("run", str(session), "--out", str(out), "--quiet", "--no-report")   # noqa: E731
+    r = run()
     assert r.returncode == 0, r.stderr
     assert set(_status(r.stdout).values()) == {"up to date"}, r.stdout
-    return session, out
 
+    def swap_subjects(doc):
+        assert doc["annotations"][0]["subjects"] == {"mouse_A": "A", "mouse_B": "B"}
+        doc["annotations"][0]["subjects"] = {"mouse_A": "B", "mouse_B": "A"}
 
-@pytest.mark.parametrize("case", ["swap_subjects", "video_frame_rate"])
-def test_cli_annotation_or_clock_change_reruns_behavior_and_downstream(resumable, case):
-    session, out = resumable
+    def video_frame_rate(doc):
+        assert doc["clocks"]["video"]["frame_rate"] == 30.0
+        doc["clocks"]["video"]["frame_rate"] = 25.0
 
-    def change(doc):
-        if case == "swap_subjects":
-            doc["annotations"][0]["subjects"] = {"mouse_A": "B", "mouse_B": "A"}
-        else:
-            assert doc["clocks"]["video"]["frame_rate"] == 30.0
-            doc["clocks"]["video"]["frame_rate"] = 25.0
-    _edit(session, change)
-    r = _cli("run", str(session), "--out", str(out), "--quiet", "--no-report")
-    assert r.returncode == 0, r.stderr
-    st = _status(r.stdout)
-    assert {n for n, v in st.items() if v == "ran"} == BEHAVIOR_AND_DOWNSTREAM, r.stdout
-    assert {n for n, v in st.items() if v == "up to date"} == {"motion", "extraction", "celltypes"}, r.stdout
+    for change in (swap_subjects, video_frame_rate):
+        _edit(session, change)
+        r = run()
+        assert r.returncode == 0, r.stderr
+        st = _status(r.stdout)
+        assert {n for n, v in st.items() if v == "ran"} == BEHAVIOR_AND_DOWNSTREAM, (change.__name__, r.stdout)
+        assert {n for n, v in st.items() if v == "up to date"} == {"motion", "extraction", "celltypes"}, r.stdout
 
-
-def test_cli_boris_file_declared_annot_fails_clearly(resumable):
-    session, out = resumable
-    _edit(session, lambda doc: doc["annotations"][0].update(format="annot"))
-    r = _cli("run", str(session), "--out", str(out), "--quiet", "--no-report")
+    _edit(session, lambda doc: doc["annotations"][0].update(format="annot"))   # a BORIS file
+    r = run()
     assert r.returncode == 2, r.stdout + r.stderr
     assert "boris_events.csv" in r.stderr and "Traceback" not in r.stderr
     assert "up to date" not in r.stdout
