@@ -48,7 +48,13 @@ def load_structural(path: str | Path) -> np.ndarray:
     if not path.exists():
         raise StructuralError(f"{path}: structural image not found")
     if path.suffix.lower() == ".npy":
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:   # object arrays need pickle, which is never allowed
+            raise StructuralError(f"{path}: not a numeric .npy array ({exc}); expected a numeric (Y, X) "
+                                  "or (frames, Y, X) array") from None
+        if arr.dtype.kind not in "biuf":
+            raise StructuralError(f"{path}: structural image has dtype {arr.dtype}; expected numbers")
         if arr.ndim not in (2, 3):
             raise StructuralError(f"{path}: structural image has shape {arr.shape}; expected (Y, X) or (frames, Y, X)")
         return np.asarray(arr, dtype=np.float64) if arr.ndim == 2 else np.asarray(arr, np.float64).mean(0)

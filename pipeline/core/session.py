@@ -17,6 +17,14 @@ from pipeline.core.animals import ANIMALS
 _TOP_KEYS = {"session", "animals", "annotations", "clocks", "task"} | {s.name for s in STAGE_SECTIONS}
 
 
+def _resolve(path: str | Path, what: str) -> Path:
+    """The absolute path with symbolic links resolved; a symlink loop is a ConfigError naming it."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:   # RuntimeError: "Symlink loop from ..." (Python < 3.13)
+        raise ConfigError(f"{what} {str(path)!r}: symbolic link loop ({exc})") from None
+
+
 @dataclass
 class Session:
     """A validated pair session. Paths are absolute."""
@@ -33,7 +41,7 @@ class Session:
     # ------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, check_files: bool = True) -> "Session":
-        path = Path(path).resolve()
+        path = _resolve(path, "session file")
         if not path.is_file():
             raise ConfigError(f"{path}: session file not found")
         try:
@@ -41,6 +49,11 @@ class Session:
                 doc = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                              "TOML files are UTF-8: save the session file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the session file ({exc.strerror or exc})") from None
         return cls.from_dict(doc, path, check_files=check_files)
 
     @classmethod
@@ -98,21 +111,21 @@ class Session:
     def output_dir(self) -> Path:
         return Path(self.session["output_dir"])
 
-    def _abs(self, p: str) -> str:
-        return str((self.root / p).resolve()) if p else p
+    def _abs(self, p: str, key: str) -> str:
+        return str(_resolve(self.root / p, f"{self.path}: {key} =")) if p else p
 
     def _resolve_paths(self) -> None:
-        self.session["output_dir"] = self._abs(self.session["output_dir"])
-        for a in self.animals.values():
-            a["raw"] = [self._abs(p) for p in a["raw"]]
+        self.session["output_dir"] = self._abs(self.session["output_dir"], "[session] output_dir")
+        for name, a in self.animals.items():
+            a["raw"] = [self._abs(p, f"[animals.{name}] raw") for p in a["raw"]]
             for k in ("timestamps", "structural", "label_table"):
-                a[k] = self._abs(a[k])
-        for t in self.annotations:
-            t["path"] = self._abs(t["path"])
-        for c in self.clocks.values():
+                a[k] = self._abs(a[k], f"[animals.{name}] {k}")
+        for i, t in enumerate(self.annotations):
+            t["path"] = self._abs(t["path"], f"[[annotations]] #{i + 1} path")
+        for n, c in self.clocks.items():
             for k in ("timestamps", "sync"):
-                c[k] = self._abs(c[k])
-        self.task["log"] = self._abs(self.task["log"])
+                c[k] = self._abs(c[k], f"[clocks.{n}] {k}")
+        self.task["log"] = self._abs(self.task["log"], "[task] log")
 
     def _check_consistency(self) -> None:
         where = str(self.path)
@@ -146,7 +159,8 @@ class Session:
         """Every referenced file exists (raw files are not opened here)."""
         for key, p in self.files():
             if not Path(p).exists():
-                raise ConfigError(f"{self.path}: {key} = {p!r}: file not found")
+                why = "dangling symbolic link" if Path(p).is_symlink() else "file not found"
+                raise ConfigError(f"{self.path}: {key} = {p!r}: {why}")
 
     def files(self) -> list[tuple[str, str]]:
         """(config key, path) of every input file the session names."""

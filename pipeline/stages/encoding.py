@@ -11,7 +11,7 @@ from pipeline.analysis.encoding_session import encoding_session
 from pipeline.core.orchestrate import stage
 
 
-@stage("encoding", needs=("align",), params=("encoding", "behavior"), version="1")
+@stage("encoding", needs=("align",), params=("encoding", "behavior"), version="1", reads=("session.seed",))
 def run(ctx):
     derived = list((ctx.params.get("behavior") or {}).get("derived", {}) or {})
     return xr.DataTree.from_dict(encoding_session(ctx.upstream(), ctx.params["encoding"], derived,

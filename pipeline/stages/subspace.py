@@ -11,6 +11,6 @@ from pipeline.analysis.subspace_session import subspace_session
 from pipeline.core.orchestrate import stage
 
 
-@stage("subspace", needs=("align",), params=("subspace",), version="1")
+@stage("subspace", needs=("align",), params=("subspace",), version="1", reads=("session.seed",))
 def run(ctx):
     return xr.DataTree.from_dict(subspace_session(ctx.upstream(), ctx.params["subspace"], rng=ctx.rng, warn=ctx.warn))
