@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
+from scipy.signal import lfilter
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
 
 
 def calcium(drive, dt, tau):
@@ -42,6 +46,31 @@ def simulate(seed, n_per_class=10, N=12, dt=0.2, spacing_s=20.0, amp=3.0, plante
 
 
 FAST = dict(window=(-1.0, 1.6), n_repeats=5, n_surrogates=100, exclusion_s=15.0)
+
+
+def test_estimator_follows_scikit_learn():
+    d = TimeResolvedDecoder(window=(-0.6, 0.6), n_repeats=2, n_surrogates=20, random_state=3)
+    c = clone(d)
+    assert c.get_params() == d.get_params() and c is not d
+    with pytest.raises(NotFittedError):
+        d.significant_windows()
+    X, time, ea, eb = simulate(0)
+    r1 = d.fit(X, ea, eb, time=time)
+    r2 = clone(d).fit(X, ea, eb, time=time)
+    for att in ("accuracy_", "auc_", "null_accuracy_", "null_shifts_"):
+        assert np.array_equal(getattr(r1, att), getattr(r2, att)), att
+    assert r1.null_shifts_.shape == (20,) and r1.null_shifts_.min() >= 20.0 / 0.2
+    r3 = clone(d).set_params(random_state=4).fit(X, ea, eb, time=time)
+    assert not np.array_equal(r1.null_shifts_, r3.null_shifts_)
+    assert r1.significant_windows() and r1.significant_windows()[0][0] <= 0.4
+    # an explicit surrogate schedule (fit keyword) replaces n_surrogates
+    r4 = clone(d).fit(X, ea, eb, time=time, shifts=[200, 400, 600])
+    assert list(r4.null_shifts_) == [200, 400, 600] and r4.null_accuracy_.shape[0] == 3
+    with pytest.raises(ValueError, match="shift"):
+        TimeResolvedDecoder(null="permute").fit(X, ea, eb, time=time, shifts=[200])
+    # a recording too short for the shifts reports it, never raises
+    short = TimeResolvedDecoder(window=(-0.6, 0.6), n_repeats=1, n_surrogates=5, min_shift_s=1e4).fit(X, ea, eb, time=time)
+    assert short.status_ == TOO_SHORT and np.isnan(short.accuracy_).all()
 
 
 def test_planted_window_is_a_significant_cluster():
@@ -95,7 +124,9 @@ def leaky_session(seed=0, dt=0.2, N=60, blocks=12, per_block=4):
 
 def test_exclusion_removes_leakage_from_neighbouring_bouts():
     X, time, ea, eb = leaky_session()
-    kw = dict(window=(-0.6, 0.6), n_repeats=2, n_surrogates=50, random_state=1)
+    # the label-permutation null isolates what the exclusion rule does (the shift null alone also
+    # keeps the leak in its surrogates)
+    kw = dict(window=(-0.6, 0.6), n_repeats=2, n_surrogates=50, null="permute", random_state=1)
     leaky = TimeResolvedDecoder(exclusion_s=0.0, **kw).fit(X, ea, eb, time=time)
     safe = TimeResolvedDecoder(exclusion_s=15.0, **kw).fit(X, ea, eb, time=time)
     assert leaky.accuracy_.mean() > 0.75 and leaky.significant_bins_.all()

@@ -21,10 +21,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
 from pipeline.core.animals import ANIMALS
 
 CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
+NULL_RULES = {
+    "shift": "activity circularly shifted against the event train (labels, bout times and their clustering kept), "
+             "shift uniform on [min_shift_s, duration - min_shift_s]; one balanced subsample per surrogate",
+    "permute": "labels permuted across bouts (windows kept); one balanced subsample per surrogate"}
 FUNCTIONAL_VARIABLES = {"self_poke": ("poke", "self"), "partner_poke": ("poke", "partner"),
                         "hold": ("hold", "self"), "proceed": ("poke", "self"), "reward": ("reward", "self")}
 
@@ -89,9 +93,9 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     Returns the /decoding Dataset: accuracy, auc, null_mean, null_lo, null_hi, significant,
     cluster_p (animal, variable, condition, time_bin); null_accuracy (..., surrogate, time_bin);
     status, n_bouts_a, n_bouts_b, n_dropped_edge (animal, variable, condition); functional
-    group sizes when /encoding is present.
+    group sizes when /encoding is present. progress: tqdm-like factory progress(None, desc=, total=)
+    returning a bar with .update(n); its unit is one label set (observed repeat or surrogate).
     """
-    progress = progress or (lambda it, **k: it)
     events = read_events(tree)
     contrasts = list(p["contrasts"])
     for c in contrasts:
@@ -119,18 +123,37 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     if any(c in conds for c in ("shared", "unique", "shared_removed", "random_removed")) and not subspace:
         warn("no /subspace group: the shared/unique subspace conditions are skipped")
 
-    for (a, v, c), ss in zip(progress(jobs, desc="decoders", total=len(jobs)), seq.spawn(len(jobs))):
+    n_sub = p["n_subsamples"]
+    per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+
+    def planned(c):
+        """Label sets (observed repeats + surrogates) a job fits at most: the progress bar's unit."""
+        if c == "full":
+            return p["n_repeats"] + p["n_surrogates"]
+        if c in ("shared", "unique", "shared_removed"):
+            return p["n_repeats"] + per_sub * n_sub
+        return n_sub * (p["n_repeats"] + per_sub)
+
+    total = sum(planned(c) for a, v, c in jobs if a in acts)
+    bar = progress(None, desc="decoders (label sets)", total=total) if progress else None
+    tick = bar.update if hasattr(bar, "update") else None
+    for (a, v, c), ss in zip(jobs, seq.spawn(len(jobs))):
         if a not in acts:
             continue
+        done = [0]
+
+        def count(n, done=done):
+            done[0] += n
+            if tick is not None:
+                tick(n)
         rng = np.random.default_rng(ss)
         act = acts[a]
         time = act["time"].values.astype(float)
         X = np.asarray(act.values, float)
         ea, eb = contrast_events(events, v, a, p["hold_guard_s"])
         base = dict(window=window, exclusion_s=p["exclusion_s"], min_bouts=p["min_bouts"],
-                    n_repeats=p["n_repeats"], C=p["C"], mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
-        n_sub = p["n_subsamples"]
-        per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+                    n_repeats=p["n_repeats"], null=p["null"], min_shift_s=p["min_shift_s"], C=p["C"],
+                    mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
         feats, note = [], ""
         if c == "full":
             feats = [(X, True, p["n_surrogates"])]
@@ -175,6 +198,7 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
                     note = f"{K} random dims removed, {n_sub} draws"
         if not feats:
             results[(a, v, c)] = (None, None, note or "skipped")
+            count(planned(c))
             continue
         fits = []
         for F, std, n_s in feats:
@@ -182,10 +206,14 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
                                     random_state=np.random.default_rng(rng.integers(2**63)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                fits.append(d.fit(F, ea, eb, time=time))
+                fits.append(d.fit(F, ea, eb, time=time, progress=count))
+        if tick is not None and planned(c) > done[0]:
+            tick(planned(c) - done[0])      # label sets not fitted (too few bouts, identical repeats)
         first, comb = _combine(fits, p["alpha"], 0.95)
         time_bins = first.time_bins_
         results[(a, v, c)] = (first, comb, first.detail_ + ("; " + note if note else ""))
+    if bar is not None and hasattr(bar, "close"):
+        bar.close()
     if time_bins is None:
         from pipeline.analysis.decoders import window_offsets
         t = next(iter(acts.values()))["time"].values if acts else np.array([0.0, 1.0])
@@ -245,8 +273,9 @@ def _to_dataset(results, contrasts, conds, time_bins, p, tree):
                 "time_bin": ("time_bin", np.asarray(time_bins, float), {"units": "s", "long_name": "time from event"})},
         attrs={"clusters": json.dumps(clusters), "alpha": p["alpha"], "exclusion_s": p["exclusion_s"],
                "n_repeats": p["n_repeats"], "n_surrogates": p["n_surrogates"], "mode": p["mode"],
-               "null_rule": "labels permuted across bouts (windows kept); one balanced subsample per surrogate",
-               "status_values": f"ok | {NOT_ENOUGH} | no features | skipped | not run"})
+               "null": p["null"], "min_shift_s": p["min_shift_s"],
+               "null_rule": NULL_RULES[p["null"]],
+               "status_values": f"ok | {NOT_ENOUGH} | {TOO_SHORT} | no features | skipped | not run"})
     groups = functional_groups(tree, p.get("alpha", 0.05))
     if groups is not None:
         ds = ds.merge(groups)
