@@ -10,7 +10,8 @@ Conditions (METHODS.md section 5 "beyond" and section 2 "in-silico perturbation"
 - `random_removed`: Z - Z R R^T with R a random orthonormal N x K basis (`n_subsamples` draws),
   the control for `shared_removed`.
 Conditions other than `full` run `condition_surrogates` surrogates in all (split over the
-subsamples; subsample nulls are pooled); see docs/decoders.md.
+subsamples; subsample nulls are pooled); conditions drawn `n_subsamples` times also split the
+`n_repeats` class-balancing repeats over the draws; see docs/decoders.md.
 """
 from __future__ import annotations
 
@@ -125,6 +126,9 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
 
     n_sub = p["n_subsamples"]
     per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+    # conditions drawn n_sub times (cell-type subsamples, random removed dimensions) average
+    # n_repeats class-balancing repeats in all, split over the draws, like their surrogates
+    rep_sub = max(1, int(np.ceil(p["n_repeats"] / n_sub)))
 
     def planned(c):
         """Label sets (observed repeats + surrogates) a job fits at most: the progress bar's unit."""
@@ -132,7 +136,7 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
             return p["n_repeats"] + p["n_surrogates"]
         if c in ("shared", "unique", "shared_removed"):
             return p["n_repeats"] + per_sub * n_sub
-        return n_sub * (p["n_repeats"] + per_sub)
+        return n_sub * (rep_sub + per_sub)
 
     total = sum(planned(c) for a, v, c in jobs if a in acts)
     bar = progress(None, desc="decoders (label sets)", total=total) if progress else None
@@ -152,11 +156,11 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
         X = np.asarray(act.values, float)
         ea, eb = contrast_events(events, v, a, p["hold_guard_s"])
         base = dict(window=window, exclusion_s=p["exclusion_s"], min_bouts=p["min_bouts"],
-                    n_repeats=p["n_repeats"], null=p["null"], min_shift_s=p["min_shift_s"], C=p["C"],
+                    null=p["null"], min_shift_s=p["min_shift_s"], C=p["C"],
                     mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
         feats, note = [], ""
         if c == "full":
-            feats = [(X, True, p["n_surrogates"])]
+            feats = [(X, True, p["n_surrogates"], p["n_repeats"])]
         elif c in ("GABAergic", "glutamatergic"):
             ct = act["cell_type"].values.astype(str) if "cell_type" in act.coords else np.full(X.shape[1], "unknown")
             n = min((ct == "GABAergic").sum(), (ct == "glutamatergic").sum())
@@ -164,7 +168,8 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
             if n < 2:
                 note = f"not enough neurons ({(ct == 'GABAergic').sum()} GABAergic, {(ct == 'glutamatergic').sum()} glutamatergic)"
             else:
-                feats = [(X[:, np.sort(rng.choice(idx, n, replace=False))], True, per_sub) for _ in range(n_sub)]
+                feats = [(X[:, np.sort(rng.choice(idx, n, replace=False))], True, per_sub, rep_sub)
+                         for _ in range(n_sub)]
                 note = f"{n} neurons per type, {n_sub} subsamples"
         else:
             if a not in subspace or "shared_loadings" not in subspace[a]:
@@ -183,17 +188,17 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
                 U = U[kept][ok]
                 K = U.shape[1]
                 if c == "shared":
-                    feats = [(Z @ U, False, per_sub * n_sub)] if K else []
+                    feats = [(Z @ U, False, per_sub * n_sub, p["n_repeats"])] if K else []
                     note = f"K={K}" if K else "no shared dimensions (K=0)"
                 elif c == "unique":
                     W = Wu[kept][ok]
-                    feats = [(Z @ W, False, per_sub * n_sub)] if W.shape[1] else []
+                    feats = [(Z @ W, False, per_sub * n_sub, p["n_repeats"])] if W.shape[1] else []
                     note = f"{W.shape[1]} unique dims" if W.shape[1] else "no unique dimensions"
                 elif c == "shared_removed":
-                    feats = [(Z - Z @ U @ U.T, False, per_sub * n_sub)]
+                    feats = [(Z - Z @ U @ U.T, False, per_sub * n_sub, p["n_repeats"])]
                     note = f"K={K} removed"
                 else:
-                    feats = [(Z - Z @ (R := _orthonormal(rng, Z.shape[1], K)) @ R.T, False, per_sub)
+                    feats = [(Z - Z @ (R := _orthonormal(rng, Z.shape[1], K)) @ R.T, False, per_sub, rep_sub)
                              for _ in range(n_sub)]
                     note = f"{K} random dims removed, {n_sub} draws"
         if not feats:
@@ -201,8 +206,8 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
             count(planned(c))
             continue
         fits = []
-        for F, std, n_s in feats:
-            d = TimeResolvedDecoder(**base, n_surrogates=n_s, standardize=std,
+        for F, std, n_s, n_rep in feats:
+            d = TimeResolvedDecoder(**base, n_repeats=n_rep, n_surrogates=n_s, standardize=std,
                                     random_state=np.random.default_rng(rng.integers(2**63)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
