@@ -130,14 +130,71 @@ def part3(session_toml, out, only):
               f"({'within' if dec <= me else 'OVER'} the goal <= 1)")
 
 
+def part3_estimate(out, n_sur=4):
+    """Decoding stage CPU estimated from measured CPU per label set on the session's own data.
+
+    For every (animal, contrast) of the default [decoding] section, fits the `full` condition with
+    `n_sur` surrogates and 2 repeats at the default settings otherwise and measures CPU per label
+    set; the stage's label sets (decoding.decode_session's plan: observed repeats + surrogates of
+    every condition) are multiplied by it. Conditions are costed at the `full` rate (their cost
+    is set by the number of bouts, not of features, when bouts outnumber features).
+    """
+    from pipeline.analysis.decoding import CONDITIONS, contrast_events, read_events
+    from pipeline.core.dataset import load
+    from pipeline.core.parameters import SPEC
+    p = SPEC["decoding"].validate({}, "defaults")
+    tree = load(out, stages=["align", "celltypes", "behavior"])
+    events = read_events(tree)
+    n_sub = p["n_subsamples"]
+    per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+    rep_sub = max(1, int(np.ceil(p["n_repeats"] / n_sub)))
+    total = 0.0
+    for a in ("A", "B"):
+        act = tree[f"/{a}/activity"]["activity"].transpose("time", "neuron")
+        X, t = np.asarray(act.values, float), act["time"].values.astype(float)
+        for c in p["contrasts"]:
+            ea, eb = contrast_events(events, c, a, p["hold_guard_s"])
+            d = TimeResolvedDecoder(window=tuple(p["window_s"]), n_repeats=2, n_surrogates=n_sur, null=p["null"],
+                                    min_shift_s=p["min_shift_s"], random_state=0)
+            c0 = time.process_time()
+            d.fit(X, ea, eb, time=t)
+            if d.status_ != "ok":
+                print(f"  {a} {c}: {d.status_}")
+                continue
+            balanced = d.n_bouts_[0] == d.n_bouts_[1]
+            per_set = (time.process_time() - c0) / ((1 if balanced else 2) + n_sur)
+            rep = 1 if balanced else p["n_repeats"]
+            rs = 1 if balanced else rep_sub
+            sets = {"full": rep + p["n_surrogates"]}
+            for cond in CONDITIONS[1:]:
+                sets[cond] = (rep + per_sub * n_sub) if cond in ("shared", "unique", "shared_removed") \
+                    else n_sub * (rs + per_sub)
+            n_sets = sum(sets[k] for k in p["conditions"])
+            total += n_sets * per_set
+            print(f"  {a} {c}: {d.n_bouts_} bouts, {X.shape[1]} neurons, {per_set:.2f} s CPU per label set x "
+                  f"{n_sets} label sets = {n_sets * per_set:.0f} s CPU")
+    print(f"  decoding stage at the defaults, estimated: {total:.0f} s CPU")
+    return total
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small part 1 and 2")
     ap.add_argument("--pipeline", metavar="SESSION.toml", help="part 3 only: run the pipeline on this session")
     ap.add_argument("--out", help="part 3: result folder (stage CPU times kept in OUT/stage_cpu.json)")
     ap.add_argument("--only", help="part 3: rerun just these stages (comma-separated), e.g. decoding")
+    ap.add_argument("--estimate", action="store_true",
+                    help="part 3: estimate the decoding stage from CPU per label set on OUT's aligned data")
     a = ap.parse_args(argv)
     print(f"cores visible: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f} (CPU times below)")
+    if a.estimate:
+        est = part3_estimate(a.out)
+        rec = Path(a.out) / "stage_cpu.json"
+        if rec.exists():
+            t = json.loads(rec.read_text())
+            me = t["motion"]["cpu_s"] + t["extraction"]["cpu_s"]
+            print(f"  vs motion + extraction {me:.0f} s CPU (OUT/stage_cpu.json): ratio {est / me:.1f}")
+        return
     if a.pipeline:
         part3(a.pipeline, a.out, a.only.split(",") if a.only else None)
         return

@@ -291,7 +291,7 @@ def _tree(seed=0, with_subspace=True, N=12):
     return xr.DataTree.from_dict(d)
 
 
-def test_decode_session_dataset_layout_and_statuses():
+def test_decode_session_dataset_layout_and_statuses(tmp_path):
     from pipeline.analysis.decoding import decode_session
     from pipeline.core.parameters import SPEC
     p = SPEC["decoding"].validate({"n_repeats": 2, "n_surrogates": 40, "condition_surrogates": 20,
@@ -311,8 +311,20 @@ def test_decode_session_dataset_layout_and_statuses():
     ds2 = decode_session(_tree(with_subspace=False), p, seed=0, warn=warned.append)
     assert any("subspace" in w for w in warned)
     assert ds2["status"].sel(condition="shared").values.tolist() == [["skipped"] * 2] * 2
-    # deterministic given the seed
-    xr.testing.assert_identical(ds, decode_session(_tree(), p, seed=0, warn=lambda m: None))
+    # deterministic given the seed, and the per-job cache gives the same result
+    cache = tmp_path / "cache"
+    xr.testing.assert_identical(ds, decode_session(_tree(), p, seed=0, warn=lambda m: None, cache_dir=cache))
+    assert len(list(cache.glob("*.pkl"))) == 2 * 2 * 7      # one per job
+    # dropping a contrast and most conditions leaves the other jobs' results unchanged (seeded by
+    # name), from the cache, and is computed at all only for what changed
+    p2 = dict(p, contrasts=["self:poke vs partner:poke"], conditions=["shared_removed", "full"])
+    calls = []
+    ds3 = decode_session(_tree(), p2, seed=0, warn=lambda m: None, cache_dir=cache,
+                         progress=lambda it, desc="", total=None: calls.append(total))
+    for v in ("accuracy", "null_accuracy", "significant", "status"):
+        xr.testing.assert_identical(ds3[v].sel(condition="full"), ds[v].sel(condition="full", variable=["self:poke vs partner:poke"]))
+    assert len(list(cache.glob("*.pkl"))) == 2 * 2 * 7
+    assert calls and calls[0] == 2 * (2 + 40) + 2 * (2 + 20)   # the progress bar counts label sets
 
 
 @pytest.mark.slow

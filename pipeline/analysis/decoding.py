@@ -15,8 +15,14 @@ subsamples; subsample nulls are pooled); conditions drawn `n_subsamples` times a
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pickle
+import tempfile
 import warnings
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,7 +94,52 @@ def _combine(fits, alpha, cluster_q):
     return ok[0], dict(accuracy=acc, auc=auc, null=null, null_auc=null_auc, clusters=clusters, significant=sig)
 
 
-def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None) -> xr.Dataset:
+# Bump when a change to the decoders changes results for the same inputs and settings.
+CACHE_VERSION = "issue20-1"
+
+
+def _job_key(a, v, c, seed, feats, ea, eb, time, base, alpha):
+    """Hash of everything one (animal, contrast, condition) result depends on."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, a, v, c, int(seed), alpha,
+                                   {k: (list(x) if isinstance(x, tuple) else x) for k, x in base.items()
+                                    if k != "n_jobs"}]).encode())
+    for arr in (ea, eb, time):
+        h.update(np.ascontiguousarray(arr, float).tobytes())
+    for F, std, n_s, n_rep in feats:
+        h.update(f"{F.shape}|{std}|{n_s}|{n_rep}".encode())
+        h.update(np.ascontiguousarray(F, float).tobytes())
+    return h.hexdigest()
+
+
+def _cache_get(cache_dir, key):
+    if cache_dir is None:
+        return None
+    try:
+        return pickle.loads((Path(cache_dir) / f"{key}.pkl").read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+
+
+def _cache_put(cache_dir, key, value):
+    """Write one job's result atomically (temporary file, fsync, rename)."""
+    if cache_dir is None:
+        return
+    d = Path(cache_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, d / f"{key}.pkl")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None, cache_dir=None) -> xr.Dataset:
     """Run every (animal, contrast, condition) decoder. p: the validated [decoding] section.
 
     Returns the /decoding Dataset: accuracy, auc, null_mean, null_lo, null_hi, significant,
@@ -96,6 +147,11 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     status, n_bouts_a, n_bouts_b, n_dropped_edge (animal, variable, condition); functional
     group sizes when /encoding is present. progress: tqdm-like factory progress(None, desc=, total=)
     returning a bar with .update(n); its unit is one label set (observed repeat or surrogate).
+    Each job's random stream is derived from `seed` and the job's names (animal, contrast,
+    condition), not its position, so adding or removing a contrast or condition leaves the
+    other jobs' results unchanged. cache_dir: folder of per-job results keyed by a hash of
+    the job's inputs, settings and seed; a rerun that changes only some jobs recomputes only
+    those.
     """
     events = read_events(tree)
     contrasts = list(p["contrasts"])
@@ -105,7 +161,6 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     window = tuple(p["window_s"])
     if len(window) != 2:
         raise ValueError(f"[decoding] window_s: expected [start, stop] in s, got {p['window_s']!r}")
-    seq = np.random.SeedSequence(seed)
     results = {}
     time_bins = None
     jobs = [(a, v, c) for a in ANIMALS for v in contrasts for c in conds]
@@ -141,9 +196,10 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     total = sum(planned(c) for a, v, c in jobs if a in acts)
     bar = progress(None, desc="decoders (label sets)", total=total) if progress else None
     tick = bar.update if hasattr(bar, "update") else None
-    for (a, v, c), ss in zip(jobs, seq.spawn(len(jobs))):
+    for a, v, c in jobs:
         if a not in acts:
             continue
+        ss = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(f"{a}|{v}|{c}".encode()),))
         done = [0]
 
         def count(n, done=done):
@@ -205,6 +261,13 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
             results[(a, v, c)] = (None, None, note or "skipped")
             count(planned(c))
             continue
+        key = _job_key(a, v, c, seed, feats, ea, eb, time, base, p["alpha"]) if cache_dir is not None else None
+        hit = _cache_get(cache_dir, key)
+        if hit is not None:
+            results[(a, v, c)] = hit
+            time_bins = hit[0].time_bins_
+            count(planned(c))
+            continue
         fits = []
         for F, std, n_s, n_rep in feats:
             d = TimeResolvedDecoder(**base, n_repeats=n_rep, n_surrogates=n_s, standardize=std,
@@ -217,6 +280,7 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
         first, comb = _combine(fits, p["alpha"], 0.95)
         time_bins = first.time_bins_
         results[(a, v, c)] = (first, comb, first.detail_ + ("; " + note if note else ""))
+        _cache_put(cache_dir, key, results[(a, v, c)])
     if bar is not None and hasattr(bar, "close"):
         bar.close()
     if time_bins is None:
