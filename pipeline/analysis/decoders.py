@@ -3,8 +3,9 @@
 `TimeResolvedDecoder` trains a linear SVM one time bin at a time on windows
 aligned to two sets of events (class a, class b), with leave-one-bout-out
 cross-validation that drops from training every bout starting within
-`exclusion_s` of the test bout, class balance by random subsampling, a
-label-permutation null and a cluster-based permutation test over time bins.
+`exclusion_s` of the test bout, class balance by random subsampling, a null
+that circularly shifts the activity against the event train (default; or
+permutes the labels) and a cluster-based permutation test over time bins.
 
 The classifier is scikit-learn's `LinearSVC` problem (squared hinge loss, L2
 penalty, intercept as a constant feature of value 1, i.e. a penalised bias):
