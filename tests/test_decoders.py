@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
+from scipy.signal import lfilter
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
 
 
 def calcium(drive, dt, tau):
@@ -42,6 +46,31 @@ def simulate(seed, n_per_class=10, N=12, dt=0.2, spacing_s=20.0, amp=3.0, plante
 
 
 FAST = dict(window=(-1.0, 1.6), n_repeats=5, n_surrogates=100, exclusion_s=15.0)
+
+
+def test_estimator_follows_scikit_learn():
+    d = TimeResolvedDecoder(window=(-0.6, 0.6), n_repeats=2, n_surrogates=20, random_state=3)
+    c = clone(d)
+    assert c.get_params() == d.get_params() and c is not d
+    with pytest.raises(NotFittedError):
+        d.significant_windows()
+    X, time, ea, eb = simulate(0)
+    r1 = d.fit(X, ea, eb, time=time)
+    r2 = clone(d).fit(X, ea, eb, time=time)
+    for att in ("accuracy_", "auc_", "null_accuracy_", "null_shifts_"):
+        assert np.array_equal(getattr(r1, att), getattr(r2, att)), att
+    assert r1.null_shifts_.shape == (20,) and r1.null_shifts_.min() >= 15.0 / 0.2
+    r3 = clone(d).set_params(random_state=4).fit(X, ea, eb, time=time)
+    assert not np.array_equal(r1.null_shifts_, r3.null_shifts_)
+    assert r1.significant_windows() and r1.significant_windows()[0][0] <= 0.4
+    # an explicit surrogate schedule (fit keyword) replaces n_surrogates
+    r4 = clone(d).fit(X, ea, eb, time=time, shifts=[200, 400, 600])
+    assert list(r4.null_shifts_) == [200, 400, 600] and r4.null_accuracy_.shape[0] == 3
+    with pytest.raises(ValueError, match="shift"):
+        TimeResolvedDecoder(null="permute").fit(X, ea, eb, time=time, shifts=[200])
+    # a recording too short for the shifts reports it, never raises
+    short = TimeResolvedDecoder(window=(-0.6, 0.6), n_repeats=1, n_surrogates=5, min_shift_s=1e4).fit(X, ea, eb, time=time)
+    assert short.status_ == TOO_SHORT and np.isnan(short.accuracy_).all()
 
 
 def test_planted_window_is_a_significant_cluster():
@@ -93,9 +122,58 @@ def leaky_session(seed=0, dt=0.2, N=60, blocks=12, per_block=4):
     return X, time, times[lab], times[~lab]
 
 
+def clustered_session(seed, N=60, dt=0.1, tau=5.0, blocks=12, per_block=5, gap_s=2.5, spacing_s=40.0,
+                      amp=0.0, n_coding=8):
+    """Issue 20's clustered case: AR(1) activity (time constant tau, unit variance) of N neurons and
+    events in blocks of `per_block` events `gap_s` apart, blocks `spacing_s` apart, one class per block
+    (half the blocks each, random order). amp > 0 plants +amp (class a) / -amp (class b) on
+    n_coding neurons during [0.2, 1.0] s after each event. Returns X, time, events_a, events_b."""
+    rng = np.random.default_rng(seed)
+    starts = 20.0 + spacing_s * np.arange(blocks) + rng.uniform(0, 5, blocks)
+    times = (starts[:, None] + gap_s * np.arange(per_block)[None]).ravel()
+    lab = np.repeat(rng.permutation(np.arange(blocks) % 2 == 0), per_block)
+    T = int((times[-1] + 20) / dt)
+    a = np.exp(-dt / tau)
+    X = lfilter([np.sqrt(1 - a * a)], [1, -a], rng.normal(size=(T, N)), axis=0)
+    for t, isa in zip(times, lab if amp else []):
+        X[int((t + 0.2) / dt):int((t + 1.0) / dt), :n_coding] += amp if isa else -amp
+    return X, (np.arange(T) + 0.5) * dt, times[lab], times[~lab]
+
+
+def _false_positives(n_seeds, null, n_surrogates, amp=0.0, first_seed=500, **sim):
+    """Seeds (of n_seeds) with a significant cluster, window (-1, 1) s, 15 s exclusion (defaults otherwise)."""
+    hits = 0
+    for seed in range(n_seeds):
+        X, time, ea, eb = clustered_session(first_seed + seed, amp=amp, **sim)
+        d = TimeResolvedDecoder(window=(-1.0, 1.0), n_surrogates=n_surrogates, null=null,
+                                random_state=seed).fit(X, ea, eb, time=time)
+        hits += bool(d.significant_bins_.any())
+    return hits
+
+
+# Binomial 95% bound at alpha = 0.05: P(X >= 5 | n = 40, p = 0.05) = 0.048, so a calibrated
+# test gives at most 4 of 40 false positives (95% of the time).
+def test_shift_null_holds_its_level_when_bouts_cluster_in_time_fast():
+    """The clustered case at reduced size (20 neurons, 4 Hz bins, 40 surrogates), 40 seeds; planted power beside it."""
+    small = dict(N=20, dt=0.25, blocks=10)
+    assert _false_positives(40, "shift", 40, **small) <= 4
+    assert _false_positives(10, "shift", 40, amp=1.0, **small) >= 9
+
+
+@pytest.mark.slow
+def test_shift_null_holds_its_level_when_bouts_cluster_in_time():
+    """Issue 20's clustered case as filed (60 neurons, tau 5 s, 10 Hz, 100 surrogates), 40 seeds:
+    the shift null stays within the binomial bound where label permutation does not; planted power beside it."""
+    assert _false_positives(40, "shift", 100, first_seed=1000) <= 4
+    assert _false_positives(40, "permute", 100, first_seed=1000) > 4
+    assert _false_positives(20, "shift", 100, amp=0.8, first_seed=1000) >= 18
+
+
 def test_exclusion_removes_leakage_from_neighbouring_bouts():
     X, time, ea, eb = leaky_session()
-    kw = dict(window=(-0.6, 0.6), n_repeats=2, n_surrogates=50, random_state=1)
+    # the label-permutation null isolates what the exclusion rule does (the shift null alone also
+    # keeps the leak in its surrogates)
+    kw = dict(window=(-0.6, 0.6), n_repeats=2, n_surrogates=50, null="permute", random_state=1)
     leaky = TimeResolvedDecoder(exclusion_s=0.0, **kw).fit(X, ea, eb, time=time)
     safe = TimeResolvedDecoder(exclusion_s=15.0, **kw).fit(X, ea, eb, time=time)
     assert leaky.accuracy_.mean() > 0.75 and leaky.significant_bins_.all()
@@ -213,7 +291,7 @@ def _tree(seed=0, with_subspace=True, N=12):
     return xr.DataTree.from_dict(d)
 
 
-def test_decode_session_dataset_layout_and_statuses():
+def test_decode_session_dataset_layout_and_statuses(tmp_path):
     from pipeline.analysis.decoding import decode_session
     from pipeline.core.parameters import SPEC
     p = SPEC["decoding"].validate({"n_repeats": 2, "n_surrogates": 40, "condition_surrogates": 20,
@@ -233,8 +311,20 @@ def test_decode_session_dataset_layout_and_statuses():
     ds2 = decode_session(_tree(with_subspace=False), p, seed=0, warn=warned.append)
     assert any("subspace" in w for w in warned)
     assert ds2["status"].sel(condition="shared").values.tolist() == [["skipped"] * 2] * 2
-    # deterministic given the seed
-    xr.testing.assert_identical(ds, decode_session(_tree(), p, seed=0, warn=lambda m: None))
+    # deterministic given the seed, and the per-job cache gives the same result
+    cache = tmp_path / "cache"
+    xr.testing.assert_identical(ds, decode_session(_tree(), p, seed=0, warn=lambda m: None, cache_dir=cache))
+    assert len(list(cache.glob("*.pkl"))) == 2 * 2 * 7      # one per job
+    # dropping a contrast and most conditions leaves the other jobs' results unchanged (seeded by
+    # name), from the cache, and is computed at all only for what changed
+    p2 = dict(p, contrasts=["self:poke vs partner:poke"], conditions=["shared_removed", "full"])
+    calls = []
+    ds3 = decode_session(_tree(), p2, seed=0, warn=lambda m: None, cache_dir=cache,
+                         progress=lambda it, desc="", total=None: calls.append(total))
+    for v in ("accuracy", "null_accuracy", "significant", "status"):
+        xr.testing.assert_identical(ds3[v].sel(condition="full"), ds[v].sel(condition="full", variable=["self:poke vs partner:poke"]))
+    assert len(list(cache.glob("*.pkl"))) == 2 * 2 * 7
+    assert calls and calls[0] == 2 * (2 + 40) + 2 * (2 + 20)   # the progress bar counts label sets
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 `TimeResolvedDecoder` trains a linear SVM one time bin at a time on windows
 aligned to two sets of events (class a, class b), with leave-one-bout-out
 cross-validation that drops from training every bout starting within
-`exclusion_s` of the test bout, class balance by random subsampling, a
-label-permutation null and a cluster-based permutation test over time bins.
+`exclusion_s` of the test bout, class balance by random subsampling, a null
+that circularly shifts the activity against the event train (default; or
+permutes the labels) and a cluster-based permutation test over time bins.
 
 The classifier is scikit-learn's `LinearSVC` problem (squared hinge loss, L2
 penalty, intercept as a constant feature of value 1, i.e. a penalised bias):
@@ -28,6 +29,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.analysis.stats import as_rng, draw_shifts
 
 NOT_ENOUGH = "not enough bouts"
 
@@ -176,9 +181,11 @@ def _removed_coef(H, v, bp, R, chunk=512):
         E = np.argsort(~R[o], axis=1, kind="stable")[:, :k]      # removed indices first
         mask = np.take_along_axis(R[o], E, axis=1)                # (p, k)
         b = bp[o]
-        HEE = H[b[:, None, None], E[:, :, None], E[:, None, :]]   # (p, k, k)
+        # flat gathers (np.take on raveled arrays is several times faster than 3-D fancy indexing)
+        rowE = b[:, None] * n + E                                  # (p, k) rows of H as (bin*n + i)
+        HEE = np.take(H.reshape(-1), (rowE * n)[:, :, None] + E[:, None, :])   # (p, k, k)
         HEE = np.where(mask[:, :, None] & mask[:, None, :], HEE, np.eye(k))
-        vE = np.where(mask, v[b[:, None], E], 0.0)
+        vE = np.where(mask, np.take(v.reshape(-1), rowE), 0.0)
         c = np.linalg.solve(HEE, vE[..., None])[..., 0] * mask
         sub = np.zeros((len(o), n))
         np.put_along_axis(sub, E, c, axis=1)
@@ -280,8 +287,11 @@ def _decisions_fast(G, y, train, C, tol):
     nb, n, s, folds, f = _fold_setup(G, y, train)
     if len(folds) == 0:
         return f
-    tm = train[folds]
-    nf = len(folds)
+    # folds with the same training set (test bouts whose exclusion windows drop the same
+    # bouts, e.g. bouts of one cluster in time) are one problem: solved once
+    tm, inv = np.unique(train[folds], axis=0, return_inverse=True)
+    inv = inv.ravel()
+    nf = len(tm)
     Qb = G * (s[:, None] * s[None, :]) + np.eye(n) / (2 * C)
     Hb = np.linalg.inv(Qb)
     vb = Hb.sum(axis=2)
@@ -290,7 +300,7 @@ def _decisions_fast(G, y, train, C, tol):
     bp = np.repeat(np.arange(nb), nf)
     a = _solve_l2svm_dual(Qb, Hb, vb, bp, A[bp], np.tile(tm, (nb, 1)), tol,
                           grid=(nb, nf)).reshape(nb, nf, n)
-    f[:, folds] = np.einsum("bfi,i,bif->bf", a, s, G[:, :, folds])
+    f[:, folds] = np.einsum("bfi,i,bif->bf", a[:, inv], s, G[:, :, folds])
     return f
 
 
@@ -323,13 +333,18 @@ def _decisions_ridge(G, y, train, C):
 
 # ---------------------------------------------------------------- decoder ----
 
+NULLS = ("shift", "permute")
+TOO_SHORT = "too short for the shift null"
+
+
 @dataclass
 class _LabelSet:
     idx: np.ndarray   # bouts used (indices into all kept bouts)
     y: np.ndarray     # their labels in {0, 1} (1 = class a)
+    shift: int = 0    # circular shift (bins) of the activity against the events; 0 = observed
 
 
-class TimeResolvedDecoder:
+class TimeResolvedDecoder(BaseEstimator):
     """Time-resolved linear decoder of two event classes (METHODS.md section 5, template).
 
     Parameters
@@ -338,7 +353,12 @@ class TimeResolvedDecoder:
     exclusion_s : float      training drops bouts starting within this time of the test bout, s.
     min_bouts : int          fewest bouts per class; fewer gives status "not enough bouts".
     n_repeats : int          class-balancing subsamples averaged for the observed curve.
-    n_surrogates : int       label-permutation surrogates (each one balanced subsample, no repeats).
+    n_surrogates : int       surrogates of the null (each one balanced subsample, no repeats).
+    null : "shift" | "permute"  "shift" (default): the activity is circularly shifted against the
+                             event train (labels, bout times and their clustering kept);
+                             "permute": labels permuted across bouts (holds only when bouts
+                             are independent; see docs/decoders.md).
+    min_shift_s : float      shifts are uniform on [min_shift_s, duration - min_shift_s], s.
     C : float                SVM regularisation (LinearSVC's C).
     mode : "svm" | "lda"     "lda": ridge least-squares classifier (= shrinkage LDA direction), same CV.
     alpha : float            family-wise level of the cluster test.
@@ -346,25 +366,28 @@ class TimeResolvedDecoder:
     standardize : bool       z-score each feature over the session first (ddof=1).
     solver : "fast" | "naive"  batched exact dual solver, or one LinearSVC per fit (reference).
     tol : float              dual optimality tolerance (naive: LinearSVC tol).
-    n_jobs : int             joblib workers over label sets.
-    random_state : int | Generator | None
+    n_jobs : int             joblib workers over surrogates.
+    random_state : int | Generator | None   turned into a Generator at fit time (stats.as_rng).
 
     Fitted attributes: status_, detail_, time_bins_ (bin,) s, accuracy_, auc_ (bin,),
     null_accuracy_, null_auc_ (surrogate, bin), null_mean_ (bin,), null_band_ (2, bin)
-    [2.5, 97.5] percentiles (accuracy), clusters_ (list of dict: start_s, stop_s, mass, p,
-    significant), significant_bins_ (bin,) bool, n_bouts_ (a, b) after edge drops,
-    n_dropped_edge_ (a, b), nan_fraction_ (bin,) fraction of window samples that were NaN,
-    n_features_.
+    [2.5, 97.5] percentiles (accuracy), null_shifts_ (surrogate,) shifts in bins (null="shift";
+    empty otherwise), cluster_threshold_ (bin,), clusters_ (list of dict: start_s, stop_s,
+    start, stop, mass, p, significant), significant_bins_ (bin,) bool, n_bouts_ (a, b) after
+    edge drops, n_dropped_edge_ (a, b), nan_fraction_ (bin,) fraction of window samples that
+    were NaN, n_features_.
     """
 
     def __init__(self, window=(-3.0, 3.0), exclusion_s=15.0, min_bouts=4, n_repeats=50,
-                 n_surrogates=500, C=1.0, mode="svm", alpha=0.05, cluster_q=0.95,
-                 standardize=True, solver="fast", tol=1e-8, n_jobs=1, random_state=None):
+                 n_surrogates=500, null="shift", min_shift_s=15.0, C=1.0, mode="svm", alpha=0.05,
+                 cluster_q=0.95, standardize=True, solver="fast", tol=1e-8, n_jobs=1, random_state=None):
         self.window = window
         self.exclusion_s = exclusion_s
         self.min_bouts = min_bouts
         self.n_repeats = n_repeats
         self.n_surrogates = n_surrogates
+        self.null = null
+        self.min_shift_s = min_shift_s
         self.C = C
         self.mode = mode
         self.alpha = alpha
@@ -381,30 +404,56 @@ class TimeResolvedDecoder:
             raise ValueError(f"TimeResolvedDecoder: mode must be 'svm' or 'lda', got {self.mode!r}")
         if self.solver not in ("fast", "naive"):
             raise ValueError(f"TimeResolvedDecoder: solver must be 'fast' or 'naive', got {self.solver!r}")
+        if self.null not in NULLS:
+            raise ValueError(f"TimeResolvedDecoder: null must be 'shift' or 'permute', got {self.null!r}")
         if self.min_bouts < 2:
             raise ValueError("TimeResolvedDecoder: min_bouts must be >= 2")
 
-    def _label_sets(self, rng, n_a, n_b):
-        """Observed subsamples (n_repeats) then surrogates (n_surrogates), drawn in a fixed order."""
+    @staticmethod
+    def _balanced(rng, labels, n_min, shift=0):
+        pa, pb = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+        idx = np.sort(np.r_[rng.choice(pa, n_min, replace=False), rng.choice(pb, n_min, replace=False)])
+        return _LabelSet(idx, labels[idx], int(shift))
+
+    def _label_sets(self, rng, n_a, n_b, T, dt, shifts):
+        """Observed subsamples (n_repeats), then the surrogates, drawn in a fixed order.
+
+        permute: each surrogate permutes the labels, then draws a balanced subsample.
+        shift: the shifts (bins) are drawn first (unless given), then one balanced subsample
+        of the true labels per surrogate. Returns (observed, surrogates, shifts) or
+        (observed, None, None) when the recording is too short for the shift null.
+        """
         n_min = min(n_a, n_b)
         lab = np.r_[np.ones(n_a, int), np.zeros(n_b, int)]
+        obs = [self._balanced(rng, lab, n_min) for _ in range(self.n_repeats)]
+        if self.null == "permute":
+            return obs, [self._balanced(rng, rng.permutation(lab), n_min) for _ in range(self.n_surrogates)], \
+                np.zeros(0, int)
+        if shifts is None:
+            lo = max(1, int(np.ceil(self.min_shift_s / dt)))
+            hi = T - lo
+            if hi < lo:
+                return obs, None, None
+            shifts = draw_shifts(rng, lo, hi, int(self.n_surrogates))
+        shifts = np.asarray(shifts, int).ravel()
+        return obs, [self._balanced(rng, lab, n_min, s) for s in shifts], shifts
 
-        def balanced(labels):
-            pa, pb = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-            idx = np.sort(np.r_[rng.choice(pa, n_min, replace=False), rng.choice(pb, n_min, replace=False)])
-            return _LabelSet(idx, labels[idx])
-
-        obs = [balanced(lab) for _ in range(self.n_repeats)]
-        sur = [balanced(rng.permutation(lab)) for _ in range(self.n_surrogates)]
-        return obs, sur
-
-    def _decisions(self, ls: _LabelSet, times, W, G):
+    def _decisions(self, ls: _LabelSet, times, W, G, Z, rows):
         train = _train_masks(times[ls.idx], self.exclusion_s)
+        if ls.shift:
+            # the activity rolled by `shift` bins against the events: windows wrap around the recording
+            W = Z[(rows[ls.idx] - ls.shift) % Z.shape[0]]
+            Wt = np.ascontiguousarray(W.transpose(1, 0, 2))
+            Gs = np.matmul(Wt, Wt.transpose(0, 2, 1)) + 1.0
+            idx = np.arange(len(ls.idx))
+        else:
+            W, Gs, idx = W[ls.idx], G, ls.idx
+        Gs = Gs[:, idx][:, :, idx]
         if self.mode == "lda":
-            return _decisions_ridge(G[:, ls.idx][:, :, ls.idx], ls.y, train, self.C)
+            return _decisions_ridge(Gs, ls.y, train, self.C)
         if self.solver == "naive":
-            return _decisions_naive(W[ls.idx], ls.y, train, self.C, self.tol, max_iter=1_000_000)
-        return _decisions_fast(G[:, ls.idx][:, :, ls.idx], ls.y, train, self.C, self.tol)
+            return _decisions_naive(W, ls.y, train, self.C, self.tol, max_iter=1_000_000)
+        return _decisions_fast(Gs, ls.y, train, self.C, self.tol)
 
     def _score(self, ls, f):
         """Accuracy and AUC per bin of one label set's cross-validated decisions f (bin, bout)."""
@@ -417,22 +466,28 @@ class TimeResolvedDecoder:
         auc = np.array([auc_score(y, fb) for fb in fv])
         return acc, auc
 
-    def _run_sets(self, sets, times, W, G):
+    def _run_sets(self, sets, times, W, G, Z, rows, progress=None):
         key_cache: dict = {}
         out = []
         for ls in sets:
-            key = ls.idx.tobytes() + ls.y.tobytes()
+            key = ls.idx.tobytes() + ls.y.tobytes() + str(ls.shift).encode()
             if key not in key_cache:   # identical subsamples (e.g. balanced classes) are fitted once
-                key_cache[key] = self._score(ls, self._decisions(ls, times, W, G))
+                key_cache[key] = self._score(ls, self._decisions(ls, times, W, G, Z, rows))
             out.append(key_cache[key])
+            if progress is not None:
+                progress(1)
         return out
 
     # -- main
-    def fit(self, X, events_a, events_b, time=None, dt=None):
+    def fit(self, X, events_a, events_b, time=None, dt=None, shifts=None, progress=None):
         """Fit on activity X (time, feature) and event onset times (s) of class a and class b.
 
         time: (time,) bin centres in s (default (i + 0.5) * dt); dt: bin width in s
-        (default: median diff of `time`). Never raises on too few events: see status_.
+        (default: median diff of `time`). shifts: explicit surrogate schedule for
+        null="shift", circular shifts of the activity in bins (one per surrogate; replaces
+        n_surrogates and min_shift_s). progress: optional callable(n) told each time n label
+        sets (observed repeats or surrogates) are done. Never raises on too few events or a
+        short recording: see status_.
         """
         self._check()
         X = np.asarray(X, float)
@@ -448,10 +503,12 @@ class TimeResolvedDecoder:
             raise ValueError(f"TimeResolvedDecoder.fit: len(time)={len(time)} != X.shape[0]={T}")
         if dt is None:
             dt = float(np.median(np.diff(time))) if T > 1 else 1.0
+        if shifts is not None and self.null != "shift":
+            raise ValueError("TimeResolvedDecoder.fit: `shifts` is the schedule of null='shift'")
         offsets = window_offsets(tuple(self.window), dt)
         self.time_bins_ = offsets * dt
         nb = len(offsets)
-        rng = np.random.default_rng(self.random_state)
+        rng = as_rng(self.random_state)
 
         ea = np.sort(np.asarray(events_a, float).ravel())
         eb = np.sort(np.asarray(events_b, float).ravel())
@@ -484,22 +541,32 @@ class TimeResolvedDecoder:
         W = Z[rows]                                              # (bout, bin, feature)
         Wt = np.ascontiguousarray(W.transpose(1, 0, 2))
         G = np.einsum("bif,bjf->bij", Wt, Wt) + 1.0             # bias as a constant feature of 1
-        obs_sets, sur_sets = self._label_sets(rng, len(ea), len(eb))
+        obs_sets, sur_sets, sh = self._label_sets(rng, len(ea), len(eb), T, dt, shifts)
+        if sur_sets is None:
+            self.status_ = TOO_SHORT
+            self.detail_ = (f"{T * dt:.0f} s of recording: shifts of at least min_shift_s = {self.min_shift_s} s "
+                            "from both ends leave no room")
+            return self
+        self.null_shifts_ = sh
 
-        obs = self._run_sets(obs_sets, times, W, G)
+        obs = self._run_sets(obs_sets, times, W, G, Z, rows, progress)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             self.accuracy_ = np.nanmean([o[0] for o in obs], axis=0)
             self.auc_ = np.nanmean([o[1] for o in obs], axis=0)
         if sur_sets:
             if self.n_jobs == 1 or len(sur_sets) < 8:
-                sur = self._run_sets(sur_sets, times, W, G)
+                sur = self._run_sets(sur_sets, times, W, G, Z, rows, progress)
             else:
                 from joblib import Parallel, delayed
-                chunks = np.array_split(np.arange(len(sur_sets)), self.n_jobs * 4)
-                parts = Parallel(n_jobs=self.n_jobs)(
-                    delayed(self._run_sets)([sur_sets[i] for i in c], times, W, G) for c in chunks if len(c))
-                sur = [s for p in parts for s in p]
+                chunks = [c for c in np.array_split(np.arange(len(sur_sets)), self.n_jobs * 4) if len(c)]
+                parts = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+                    delayed(self._run_sets)([sur_sets[i] for i in c], times, W, G, Z, rows) for c in chunks)
+                sur = []
+                for c, part in zip(chunks, parts):
+                    sur += part
+                    if progress is not None:
+                        progress(len(c))
             self.null_accuracy_ = np.array([s[0] for s in sur])
             self.null_auc_ = np.array([s[1] for s in sur])
             with warnings.catch_warnings():
@@ -521,6 +588,11 @@ class TimeResolvedDecoder:
         self.detail_ = f"{len(ea)} vs {len(eb)} bouts, {self.n_features_} features"
         return self
 
+    def significant_windows(self) -> list[tuple[float, float]]:
+        """(start_s, stop_s) of every significant cluster (bin centres, s relative to the event)."""
+        check_is_fitted(self, "status_")
+        return [(c["start_s"], c["stop_s"]) for c in self.clusters_ if c["significant"]]
+
     def _nan_result(self, nb):
         nan = np.full(nb, np.nan)
         self.accuracy_, self.auc_ = nan.copy(), nan.copy()
@@ -528,6 +600,7 @@ class TimeResolvedDecoder:
         self.null_auc_ = np.full((0, nb), np.nan)
         self.null_mean_ = nan.copy()
         self.null_band_ = np.full((2, nb), np.nan)
+        self.null_shifts_ = np.zeros(0, int)
         self.cluster_threshold_ = nan.copy()
         self.clusters_ = []
         self.significant_bins_ = np.zeros(nb, bool)

@@ -10,21 +10,32 @@ Conditions (METHODS.md section 5 "beyond" and section 2 "in-silico perturbation"
 - `random_removed`: Z - Z R R^T with R a random orthonormal N x K basis (`n_subsamples` draws),
   the control for `shared_removed`.
 Conditions other than `full` run `condition_surrogates` surrogates in all (split over the
-subsamples; subsample nulls are pooled); see docs/decoders.md.
+subsamples; subsample nulls are pooled); conditions drawn `n_subsamples` times also split the
+`n_repeats` class-balancing repeats over the draws; see docs/decoders.md.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pickle
+import tempfile
 import warnings
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
 from pipeline.core.animals import ANIMALS
 
 CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
+NULL_RULES = {
+    "shift": "activity circularly shifted against the event train (labels, bout times and their clustering kept), "
+             "shift uniform on [min_shift_s, duration - min_shift_s]; one balanced subsample per surrogate",
+    "permute": "labels permuted across bouts (windows kept); one balanced subsample per surrogate"}
 FUNCTIONAL_VARIABLES = {"self_poke": ("poke", "self"), "partner_poke": ("poke", "partner"),
                         "hold": ("hold", "self"), "proceed": ("poke", "self"), "reward": ("reward", "self")}
 
@@ -83,15 +94,65 @@ def _combine(fits, alpha, cluster_q):
     return ok[0], dict(accuracy=acc, auc=auc, null=null, null_auc=null_auc, clusters=clusters, significant=sig)
 
 
-def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None) -> xr.Dataset:
+# Bump when a change to the decoders changes results for the same inputs and settings.
+CACHE_VERSION = "issue20-1"
+
+
+def _job_key(a, v, c, seed, feats, ea, eb, time, base, alpha):
+    """Hash of everything one (animal, contrast, condition) result depends on."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, a, v, c, int(seed), alpha,
+                                   {k: (list(x) if isinstance(x, tuple) else x) for k, x in base.items()
+                                    if k != "n_jobs"}]).encode())
+    for arr in (ea, eb, time):
+        h.update(np.ascontiguousarray(arr, float).tobytes())
+    for F, std, n_s, n_rep in feats:
+        h.update(f"{F.shape}|{std}|{n_s}|{n_rep}".encode())
+        h.update(np.ascontiguousarray(F, float).tobytes())
+    return h.hexdigest()
+
+
+def _cache_get(cache_dir, key):
+    if cache_dir is None:
+        return None
+    try:
+        return pickle.loads((Path(cache_dir) / f"{key}.pkl").read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+
+
+def _cache_put(cache_dir, key, value):
+    """Write one job's result atomically (temporary file, fsync, rename)."""
+    if cache_dir is None:
+        return
+    d = Path(cache_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, d / f"{key}.pkl")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None, cache_dir=None) -> xr.Dataset:
     """Run every (animal, contrast, condition) decoder. p: the validated [decoding] section.
 
     Returns the /decoding Dataset: accuracy, auc, null_mean, null_lo, null_hi, significant,
     cluster_p (animal, variable, condition, time_bin); null_accuracy (..., surrogate, time_bin);
     status, n_bouts_a, n_bouts_b, n_dropped_edge (animal, variable, condition); functional
-    group sizes when /encoding is present.
+    group sizes when /encoding is present. progress: tqdm-like factory progress(None, desc=, total=)
+    returning a bar with .update(n); its unit is one label set (observed repeat or surrogate).
+    Each job's random stream is derived from `seed` and the job's names (animal, contrast,
+    condition), not its position, so adding or removing a contrast or condition leaves the
+    other jobs' results unchanged. cache_dir: folder of per-job results keyed by a hash of
+    the job's inputs, settings and seed; a rerun that changes only some jobs recomputes only
+    those.
     """
-    progress = progress or (lambda it, **k: it)
     events = read_events(tree)
     contrasts = list(p["contrasts"])
     for c in contrasts:
@@ -100,7 +161,6 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     window = tuple(p["window_s"])
     if len(window) != 2:
         raise ValueError(f"[decoding] window_s: expected [start, stop] in s, got {p['window_s']!r}")
-    seq = np.random.SeedSequence(seed)
     results = {}
     time_bins = None
     jobs = [(a, v, c) for a in ANIMALS for v in contrasts for c in conds]
@@ -119,21 +179,44 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
     if any(c in conds for c in ("shared", "unique", "shared_removed", "random_removed")) and not subspace:
         warn("no /subspace group: the shared/unique subspace conditions are skipped")
 
-    for (a, v, c), ss in zip(progress(jobs, desc="decoders", total=len(jobs)), seq.spawn(len(jobs))):
+    n_sub = p["n_subsamples"]
+    per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+    # conditions drawn n_sub times (cell-type subsamples, random removed dimensions) average
+    # n_repeats class-balancing repeats in all, split over the draws, like their surrogates
+    rep_sub = max(1, int(np.ceil(p["n_repeats"] / n_sub)))
+
+    def planned(c):
+        """Label sets (observed repeats + surrogates) a job fits at most: the progress bar's unit."""
+        if c == "full":
+            return p["n_repeats"] + p["n_surrogates"]
+        if c in ("shared", "unique", "shared_removed"):
+            return p["n_repeats"] + per_sub * n_sub
+        return n_sub * (rep_sub + per_sub)
+
+    total = sum(planned(c) for a, v, c in jobs if a in acts)
+    bar = progress(None, desc="decoders (label sets)", total=total) if progress else None
+    tick = bar.update if hasattr(bar, "update") else None
+    for a, v, c in jobs:
         if a not in acts:
             continue
+        ss = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(f"{a}|{v}|{c}".encode()),))
+        done = [0]
+
+        def count(n, done=done):
+            done[0] += n
+            if tick is not None:
+                tick(n)
         rng = np.random.default_rng(ss)
         act = acts[a]
         time = act["time"].values.astype(float)
         X = np.asarray(act.values, float)
         ea, eb = contrast_events(events, v, a, p["hold_guard_s"])
         base = dict(window=window, exclusion_s=p["exclusion_s"], min_bouts=p["min_bouts"],
-                    n_repeats=p["n_repeats"], C=p["C"], mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
-        n_sub = p["n_subsamples"]
-        per_sub = max(1, int(np.ceil(p["condition_surrogates"] / n_sub)))
+                    null=p["null"], min_shift_s=p["min_shift_s"], C=p["C"],
+                    mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
         feats, note = [], ""
         if c == "full":
-            feats = [(X, True, p["n_surrogates"])]
+            feats = [(X, True, p["n_surrogates"], p["n_repeats"])]
         elif c in ("GABAergic", "glutamatergic"):
             ct = act["cell_type"].values.astype(str) if "cell_type" in act.coords else np.full(X.shape[1], "unknown")
             n = min((ct == "GABAergic").sum(), (ct == "glutamatergic").sum())
@@ -141,7 +224,8 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
             if n < 2:
                 note = f"not enough neurons ({(ct == 'GABAergic').sum()} GABAergic, {(ct == 'glutamatergic').sum()} glutamatergic)"
             else:
-                feats = [(X[:, np.sort(rng.choice(idx, n, replace=False))], True, per_sub) for _ in range(n_sub)]
+                feats = [(X[:, np.sort(rng.choice(idx, n, replace=False))], True, per_sub, rep_sub)
+                         for _ in range(n_sub)]
                 note = f"{n} neurons per type, {n_sub} subsamples"
         else:
             if a not in subspace or "shared_loadings" not in subspace[a]:
@@ -160,32 +244,45 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
                 U = U[kept][ok]
                 K = U.shape[1]
                 if c == "shared":
-                    feats = [(Z @ U, False, per_sub * n_sub)] if K else []
+                    feats = [(Z @ U, False, per_sub * n_sub, p["n_repeats"])] if K else []
                     note = f"K={K}" if K else "no shared dimensions (K=0)"
                 elif c == "unique":
                     W = Wu[kept][ok]
-                    feats = [(Z @ W, False, per_sub * n_sub)] if W.shape[1] else []
+                    feats = [(Z @ W, False, per_sub * n_sub, p["n_repeats"])] if W.shape[1] else []
                     note = f"{W.shape[1]} unique dims" if W.shape[1] else "no unique dimensions"
                 elif c == "shared_removed":
-                    feats = [(Z - Z @ U @ U.T, False, per_sub * n_sub)]
+                    feats = [(Z - Z @ U @ U.T, False, per_sub * n_sub, p["n_repeats"])]
                     note = f"K={K} removed"
                 else:
-                    feats = [(Z - Z @ (R := _orthonormal(rng, Z.shape[1], K)) @ R.T, False, per_sub)
+                    feats = [(Z - Z @ (R := _orthonormal(rng, Z.shape[1], K)) @ R.T, False, per_sub, rep_sub)
                              for _ in range(n_sub)]
                     note = f"{K} random dims removed, {n_sub} draws"
         if not feats:
             results[(a, v, c)] = (None, None, note or "skipped")
+            count(planned(c))
+            continue
+        key = _job_key(a, v, c, seed, feats, ea, eb, time, base, p["alpha"]) if cache_dir is not None else None
+        hit = _cache_get(cache_dir, key)
+        if hit is not None:
+            results[(a, v, c)] = hit
+            time_bins = hit[0].time_bins_
+            count(planned(c))
             continue
         fits = []
-        for F, std, n_s in feats:
-            d = TimeResolvedDecoder(**base, n_surrogates=n_s, standardize=std,
+        for F, std, n_s, n_rep in feats:
+            d = TimeResolvedDecoder(**base, n_repeats=n_rep, n_surrogates=n_s, standardize=std,
                                     random_state=np.random.default_rng(rng.integers(2**63)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                fits.append(d.fit(F, ea, eb, time=time))
+                fits.append(d.fit(F, ea, eb, time=time, progress=count))
+        if tick is not None and planned(c) > done[0]:
+            tick(planned(c) - done[0])      # label sets not fitted (too few bouts, identical repeats)
         first, comb = _combine(fits, p["alpha"], 0.95)
         time_bins = first.time_bins_
         results[(a, v, c)] = (first, comb, first.detail_ + ("; " + note if note else ""))
+        _cache_put(cache_dir, key, results[(a, v, c)])
+    if bar is not None and hasattr(bar, "close"):
+        bar.close()
     if time_bins is None:
         from pipeline.analysis.decoders import window_offsets
         t = next(iter(acts.values()))["time"].values if acts else np.array([0.0, 1.0])
@@ -245,8 +342,9 @@ def _to_dataset(results, contrasts, conds, time_bins, p, tree):
                 "time_bin": ("time_bin", np.asarray(time_bins, float), {"units": "s", "long_name": "time from event"})},
         attrs={"clusters": json.dumps(clusters), "alpha": p["alpha"], "exclusion_s": p["exclusion_s"],
                "n_repeats": p["n_repeats"], "n_surrogates": p["n_surrogates"], "mode": p["mode"],
-               "null_rule": "labels permuted across bouts (windows kept); one balanced subsample per surrogate",
-               "status_values": f"ok | {NOT_ENOUGH} | no features | skipped | not run"})
+               "null": p["null"], "min_shift_s": p["min_shift_s"],
+               "null_rule": NULL_RULES[p["null"]],
+               "status_values": f"ok | {NOT_ENOUGH} | {TOO_SHORT} | no features | skipped | not run"})
     groups = functional_groups(tree, p.get("alpha", 0.05))
     if groups is not None:
         ds = ds.merge(groups)

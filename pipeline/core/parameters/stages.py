@@ -96,8 +96,14 @@ DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; do
     Param("window_s", [-3.0, 3.0], list, "Window around each event [start, stop].", unit="s", item_type=float),
     Param("exclusion_s", 15.0, float, "Drop from training every bout starting within this time of the test bout.", unit="s", range=(0.0, 3600.0)),
     Param("min_bouts", 4, int, "Fewest bouts per class; fewer gives 'not enough bouts'.", range=(2, 10000)),
-    Param("n_repeats", 50, int, "Class-balancing subsampling repeats.", range=(1, 10000)),
-    Param("n_surrogates", 500, int, "Label-permutation surrogates (one balanced subsample each).", range=(0, 100000)),
+    Param("n_repeats", 50, int, "Class-balancing subsampling repeats (conditions drawn n_subsamples times split them over "
+          "the draws).", range=(1, 10000)),
+    Param("n_surrogates", 500, int, "Surrogates of the null (one balanced subsample each).", range=(0, 100000)),
+    Param("null", "shift", str, "Null: 'shift' circularly shifts the activity against the event train (keeps the "
+          "clustering of bouts in time); 'permute' permutes labels across bouts (valid only for independent bouts).",
+          choices=("shift", "permute")),
+    Param("min_shift_s", 15.0, float, "Shortest circular shift of the 'shift' null, from either end of the recording.",
+          unit="s", range=(0.0, 1e6)),
     Param("C", 1.0, float, "SVM regularisation (LinearSVC C; LDA mode: ridge 1/C).", range=(1e-9, 1e9)),
     Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form ridge/shrinkage LDA (fast mode).", choices=("svm", "lda")),
     Param("alpha", 0.05, float, "Family-wise level of the cluster permutation test over time bins.", range=(0.0, 1.0)),
