@@ -32,9 +32,27 @@ def _cmd_init(args) -> int:
     return 0
 
 
+def _nwb_notes(s) -> list[str]:
+    """What the session's NWB raw files lack (notes); the first unusable one raises (exit 2, file and object)."""
+    from pipeline.io.nwb_in import NWBInputError, check_nwb
+    notes = []
+    for a in ("A", "B"):
+        cfg = s.animals[a]
+        raw = cfg["raw"]
+        if cfg["raw_format"] == "nwb" or (len(raw) == 1 and raw[0].endswith(".nwb")):
+            for path in raw:
+                problems, lacks = check_nwb(path, cfg["nwb_plane"], cfg["frame_rate"])
+                if problems:
+                    raise NWBInputError(f"[animals.{a}] raw: {problems[0]}")
+                notes += [f"[animals.{a}] {n}" for n in lacks]
+    return notes
+
+
 def _cmd_validate(args) -> int:
     from pipeline.core.session import Session
     s = Session.load(args.session)
+    for line in _nwb_notes(s):
+        print(f"note: {line}")
     if args.deep:
         from pipeline.validate import deep_check
         for line in deep_check(s):

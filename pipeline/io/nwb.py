@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core import dataset
+from pipeline.io.nwb_in import (NWBInputError, check_nwb, choose_plane, external_files, frame_times,  # noqa: F401
+                                imaging_series, open_nwb, raw_status, read_segmentation)
 
 SPECIES = "Mus musculus"
 
@@ -167,140 +169,162 @@ def read_nwb_animal(path: str | Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------- NWB in
 
-def read_segmentation(path: str | Path) -> tuple | None:
-    """Existing ROIs and traces of an NWB file, in the dataset's layout, or None when it has none.
-
-    Returns (rois, traces): rois as `/A/rois` (COO footprint pixels, roi_id, iscell_prob, is_cell, mean_image),
-    traces as `/A/traces` (F, Fneu, dff, spikes (neuron, frame) where present; frame_time in s).
-    """
-    import xarray as xr
-    from pynwb import NWBHDF5IO
-    with NWBHDF5IO(str(path), "r") as io:
-        nwb = io.read()
-        ps = None
-        for mod in nwb.processing.values():
-            for iface in mod.data_interfaces.values():
-                if type(iface).__name__ == "ImageSegmentation" and iface.plane_segmentations:
-                    ps = next(iter(iface.plane_segmentations.values()))
-        if ps is None:
-            return None
-        if "image_mask" in ps.colnames:
-            masks = np.stack([np.asarray(m) for m in ps["image_mask"][:]]).astype(np.float32)
-        elif "pixel_mask" in ps.colnames:
-            raise ValueError(f"{path}: PlaneSegmentation uses pixel_mask; give image_mask (dense) for now")
-        else:
-            raise ValueError(f"{path}: PlaneSegmentation has neither image_mask nor pixel_mask")
-        n, Y, X = masks.shape
-        nz = np.nonzero(masks)
-        cols = set(ps.colnames)
-        roi_id = np.asarray(ps["roi_id"][:]) if "roi_id" in cols else np.arange(n)
-        prob = np.asarray(ps["iscell_prob"][:], float) if "iscell_prob" in cols else np.ones(n)
-        is_cell = np.asarray(ps["is_cell"][:], bool) if "is_cell" in cols else np.ones(n, bool)
-        series = {}
-        for mod in nwb.processing.values():
-            for iface in mod.data_interfaces.values():
-                if type(iface).__name__ in ("Fluorescence", "DfOverF"):
-                    for name, s in iface.roi_response_series.items():
-                        series[name] = s
-        if not series:
-            raise ValueError(f"{path}: has ROIs but no Fluorescence or DfOverF traces")
-        first = next(iter(series.values()))
-        T = first.data.shape[0]
-        ft = (np.asarray(first.timestamps[:]) if first.timestamps is not None
-              else first.starting_time + np.arange(T) / first.rate)
-        rename = {"RoiResponseSeries": "F", "Deconvolved": "spikes", "DfOverF": "dff"}
-        data = {}
-        for name, s in series.items():
-            arr = np.asarray(s.data[:], np.float32)
-            if arr.shape != (T, n):
-                raise ValueError(f"{path}: series {name!r} has shape {arr.shape}; expected (frames={T}, rois={n})")
-            data[rename.get(name, name)] = (("neuron", "frame"), arr.T)
-        mean = masks.max(0)
-        rois = xr.Dataset({"pix_neuron": ("pixel", nz[0].astype(np.int32)), "pix_y": ("pixel", nz[1].astype(np.int32)),
-                           "pix_x": ("pixel", nz[2].astype(np.int32)), "pix_weight": ("pixel", masks[nz]),
-                           "roi_id": ("neuron", roi_id.astype(np.int64)), "iscell_prob": ("neuron", prob),
-                           "is_cell": ("neuron", is_cell),
-                           "centroid_y": ("neuron", np.array([np.average(np.nonzero(m)[0], weights=m[m > 0]) for m in masks])),
-                           "centroid_x": ("neuron", np.array([np.average(np.nonzero(m)[1], weights=m[m > 0]) for m in masks])),
-                           "mean_image": (("y", "x"), mean)}, attrs={"source": f"NWB segmentation of {Path(path).name}"})
-        traces = xr.Dataset(data, coords={"frame_time": ("frame", ft, {"units": "s"})},
-                            attrs={"source": f"NWB traces of {Path(path).name}"})
-        return rois, traces
-
-
-def _imaging_series(nwb):
-    for s in nwb.acquisition.values():
-        if type(s).__name__ in ("TwoPhotonSeries", "OnePhotonSeries"):
-            return s
-    return None
-
-
-def describe_nwb(path: str | Path) -> dict:
-    """What an NWB file offers the pipeline: subject, raw series, segmentation, behaviour, timestamps."""
-    from pynwb import NWBHDF5IO
-    with NWBHDF5IO(str(path), "r") as io:
-        nwb = io.read()
-        raw = _imaging_series(nwb)
-        seg = any(type(i).__name__ == "ImageSegmentation" for m in nwb.processing.values()
-                  for i in m.data_interfaces.values())
+def describe_nwb(path: str | Path, plane: str = "") -> dict:
+    """What an NWB file offers the pipeline: subject, session, raw series, segmentation, behaviour tables."""
+    with open_nwb(path) as nwb:
+        raws = imaging_series(nwb)
+        raw = None
+        if raws:
+            s = raws[0]
+            kind, detail = raw_status(path, s)
+            raw = {"name": s.name, "type": type(s).__name__, "frames": kind, "detail": detail,
+                   "shape": tuple(s.data.shape) if s.data is not None else (),
+                   "rate": s.rate, "has_timestamps": s.timestamps is not None}
+        try:
+            ps = choose_plane(path, nwb, plane)
+        except NWBInputError:
+            ps = "ambiguous"
         intervals = [n for n in (nwb.intervals or {}) if n not in ("trials", "epochs", "invalid_times")]
         subj = nwb.subject
         return {"path": str(path), "session_id": nwb.session_id, "start": nwb.session_start_time.isoformat(),
                 "subject_id": subj.subject_id if subj else None, "genotype": (subj.genotype if subj else "") or "",
-                "sex": (subj.sex if subj else "U") or "U",
-                "raw": None if raw is None else {"name": raw.name, "type": type(raw).__name__,
-                                                 "shape": tuple(raw.data.shape),
-                                                 "rate": raw.rate, "has_timestamps": raw.timestamps is not None},
-                "segmentation": seg, "intervals": intervals}
+                "sex": (subj.sex if subj else "U") or "U", "age": (subj.age if subj else "") or "",
+                "experimenter": "; ".join(nwb.experimenter or ()), "institution": nwb.institution or "",
+                "lab": nwb.lab or "", "raw": raw, "segmentation": ps is not None, "intervals": intervals}
 
 
-def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, name: str | None = None) -> tuple[Path, list[str]]:
-    """Write a pair session (session.toml + timestamps and behaviour CSVs) from two NWB files.
+def _plane_meta(path, plane: str) -> dict:
+    """Imaging-plane metadata of the chosen segmentation: location, excitation wavelength, indicator."""
+    with open_nwb(path) as nwb:
+        ps = choose_plane(path, nwb, plane)
+        ip = ps.imaging_plane if ps is not None else next(
+            (s.imaging_plane for s in imaging_series(nwb)), None)
+        if ip is None:
+            return {}
+        loc = ip.location if ip.location not in (None, "", "unknown", "not recorded") else ""
+        return {"location": loc, "excitation_wavelength": ip.excitation_lambda if ip.excitation_lambda and
+                np.isfinite(ip.excitation_lambda) and ip.excitation_lambda > 0 else None,
+                "indicator": ip.indicator or ""}
 
-    Returns (session.toml path, list of what the session still lacks). Raw series are read lazily from the
-    NWB files; existing segmentation is used when present (extraction is then skipped).
+
+def _behaviour_rows(path, a: str) -> list[tuple]:
+    """(animal, behavior, start, stop) of every behaviour table in the file: this project's per-animal tables
+    (behavior_A/behavior_B, point events in an ndx-events EventsTable) or any other TimeIntervals."""
+    other = "B" if a == "A" else "A"
+    rows = []
+    with open_nwb(path) as nwb:
+        for iv in nwb.intervals or {}:
+            if iv in ("trials", "epochs", "invalid_times"):
+                continue
+            df = nwb.intervals[iv].to_dataframe()
+            label = next((c for c in ("behavior", "label", "behaviour", "name") if c in df.columns), None)
+            for _, row in df.iterrows():
+                if "role" in df.columns:      # relative to the file's animal
+                    who = a if row["role"] == "self" else other
+                elif "animal" in df.columns:
+                    who = str(row["animal"])
+                else:
+                    who = a
+                rows.append((who, str(row[label]) if label else iv, float(row["start_time"]), float(row["stop_time"])))
+        mod = nwb.processing.get("behavior")
+        for name, iface in (mod.data_interfaces.items() if mod is not None else ()):
+            if type(iface).__name__ == "EventsTable":
+                df = iface.to_dataframe()
+                for _, row in df.iterrows():
+                    who = a if row.get("role", "self") == "self" else other
+                    rows.append((who, str(row.get("behavior", name)), float(row["timestamp"]), float(row["timestamp"])))
+    return rows
+
+
+def _cell_labels(path, plane: str) -> pd.DataFrame:
+    """(roi_id, label, confidence) of a PlaneSegmentation's `cell_type` column; empty when there is none."""
+    with open_nwb(path) as nwb:
+        ps = choose_plane(path, nwb, plane)
+        if ps is None or "cell_type" not in ps.colnames:
+            return pd.DataFrame(columns=["roi_id", "label"])
+        df = pd.DataFrame({"roi_id": np.asarray(ps.id[:], int), "label": [str(v) for v in ps["cell_type"][:]]})
+        return df[df["label"].isin(["GABAergic", "glutamatergic"])]
+
+
+def _structural(path) -> tuple[np.ndarray, str] | None:
+    """(image (y, x), population it marks) of the file's structural image (ophys Images 'StructuralImage')."""
+    with open_nwb(path) as nwb:
+        for mod in nwb.processing.values():
+            for iface in mod.data_interfaces.values():
+                if type(iface).__name__ == "Images" and "StructuralImage" in iface.images:
+                    img = iface.images["StructuralImage"]
+                    marks = "glutamatergic" if "glutamatergic" in (img.description or "") else "GABAergic"
+                    return np.asarray(img.data[:], np.float32), marks
+    return None
+
+
+def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, name: str | None = None,
+                     planes: dict | None = None) -> tuple[Path, list[str]]:
+    """Write a pair session (session.toml + timestamps, behaviour, label and structural files) from two NWB files.
+
+    planes: {animal: PlaneSegmentation name} where a file has several. Returns (session.toml path, what the
+    session lacks, one line each naming file and object). Raw frames are read from the NWB files (or the
+    files they link); an existing segmentation is used when present (motion and extraction are then skipped).
+    Unusable input raises NWBInputError naming the file and object.
     """
+    import tifffile
     import tomli_w
-    from pynwb import NWBHDF5IO
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    planes = planes or {}
     missing, animals, beh_rows = [], {}, []
-    genotype_known = None
+    genotype_known = False
+    starts, meta = set(), {}
     for a, path in (("A", nwb_a), ("B", nwb_b)):
-        info = describe_nwb(path)
-        with NWBHDF5IO(str(path), "r") as io:
-            nwb = io.read()
-            raw = _imaging_series(nwb)
-            if raw is not None:
-                T = raw.data.shape[0]
-                ts = (np.asarray(raw.timestamps[:]) if raw.timestamps is not None
-                      else (raw.starting_time or 0.0) + np.arange(T) / raw.rate)
-            elif info["segmentation"]:
-                rois_traces = read_segmentation(path)
-                ts = rois_traces[1]["frame_time"].values
-            else:
-                raise ValueError(f"{path}: no TwoPhotonSeries/OnePhotonSeries in acquisition and no "
-                                 "ImageSegmentation: nothing to analyse")
-            for iv in info["intervals"]:
-                df = nwb.intervals[iv].to_dataframe()
-                label_col = next((c for c in ("behavior", "label", "behaviour", "name") if c in df.columns), None)
-                for _, row in df.iterrows():
-                    who = row.get("animal", a) if "role" not in df.columns else (
-                        a if row["role"] == "self" else ("B" if a == "A" else "A"))
-                    beh_rows.append((who, str(row[label_col]) if label_col else iv,
-                                     float(row["start_time"]), float(row["stop_time"])))
+        plane = planes.get(a, "")
+        problems, notes = check_nwb(path, plane)
+        if problems:
+            raise NWBInputError(problems[0])
+        missing += [f"{a}: {n}" for n in notes]
+        info = describe_nwb(path, plane)
+        if info["raw"] is not None and info["raw"]["frames"] != "none":
+            from pipeline.io.readers import open_movie
+            with open_nwb(path) as nwb:
+                s = imaging_series(nwb)[0]
+                T = s.data.shape[0] if info["raw"]["frames"] == "data" else None
+                if T is None:
+                    with open_movie([str(p) for p in external_files(path, s)]) as mv:
+                        T = len(mv)
+                ts = frame_times(path, s, T)
+        else:
+            ts = read_segmentation(path, plane)[1]["frame_time"].values
+        beh_rows += _behaviour_rows(path, a)
         pd.DataFrame({"frame": np.arange(len(ts)), "time_s": ts}).to_csv(outdir / f"{a}_timestamps.csv", index=False)
         sex = info["sex"] if info["sex"] in ("F", "M") else "unknown"
         genotype = "" if info["genotype"] in ("", "pan-neuronal") else info["genotype"]
-        animals[a] = {"id": info["subject_id"] or f"animal_{a}", "sex": sex, "genotype": genotype,
-                      "modality": "1p" if info["raw"] and info["raw"]["type"] == "OnePhotonSeries" else "2p",
-                      "raw": [str(Path(path).resolve())], "raw_format": "nwb", "timestamps": f"{a}_timestamps.csv"}
-        if info["raw"] is None:
-            missing.append(f"{a}: no raw imaging series (using the file's segmentation and traces)")
-        if not info["segmentation"] and info["raw"] is None:
-            missing.append(f"{a}: neither raw movie nor ROIs")
-        genotype_known = genotype_known or bool(genotype)
-    doc = {"session": {"name": name or Path(outdir).name, "output_dir": "results"}, "animals": animals}
+        pm = _plane_meta(path, plane)
+        cfg = {"id": info["subject_id"] or f"animal_{a}", "sex": sex, "genotype": genotype,
+               "modality": "1p" if info["raw"] and info["raw"]["type"] == "OnePhotonSeries" else "2p",
+               "raw": [str(Path(path).resolve())], "raw_format": "nwb", "timestamps": f"{a}_timestamps.csv"}
+        if pm.get("indicator"):
+            cfg["indicator"] = pm["indicator"]
+        cfg.update({k: v for k, v in (("nwb_plane", plane), ("age", info["age"]), ("location", pm.get("location")),
+                                      ("excitation_wavelength", pm.get("excitation_wavelength"))) if v})
+        labels = _cell_labels(path, plane) if info["segmentation"] else pd.DataFrame()
+        if len(labels):   # the file's own cell-type labels are kept (they override re-derived ones)
+            labels.assign(animal=a).to_csv(outdir / f"{a}_cell_types.csv", index=False,
+                                            columns=["animal", "roi_id", "label"])
+            cfg["label_table"] = f"{a}_cell_types.csv"
+        st = _structural(path)
+        if st is not None:   # the structural image comes back, so cell types can be derived again
+            img, marks = st
+            tifffile.imwrite(outdir / f"{a}_structural.tif", np.nan_to_num(img, nan=float(np.nanmin(img))))
+            cfg.update(structural=f"{a}_structural.tif", structural_marks=marks)
+        animals[a] = cfg
+        genotype_known = genotype_known or bool(genotype) or len(labels) > 0 or st is not None
+        starts.add(info["start"])
+        for k in ("experimenter", "institution", "lab"):
+            if info[k]:
+                meta[k] = info[k]
+    session = {"name": name or Path(outdir).name, "output_dir": "results", **meta}
+    if len(starts) == 1:
+        session["start_time"] = starts.pop()
+    doc = {"session": session, "animals": animals}
     if beh_rows:
         beh = pd.DataFrame(sorted(set(beh_rows)), columns=["animal", "behavior", "start", "stop"])
         beh.to_csv(outdir / "behavior.csv", index=False)
@@ -310,7 +334,8 @@ def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, n
     else:
         missing.append("behaviour: no TimeIntervals in either file (behaviour-dependent analyses are skipped)")
     if not genotype_known:
-        missing.append("cell types: no genotype in the NWB subjects; add [animals.X] genotype or structural")
+        missing.append("cell types: no genotype, cell-type labels or structural image in the NWB files; "
+                       "add [animals.X] genotype, structural or label_table")
     path = outdir / "session.toml"
     dataset.atomic_write_text(path, tomli_w.dumps(doc))
     return path, missing
@@ -319,8 +344,8 @@ def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, n
 def uses_nwb_segmentation(animal_cfg: dict) -> bool:
     """True when this animal's ROIs and traces come from its NWB file instead of extraction.
 
-    `rois_from = "nwb"` forces it; "auto" uses it when the raw file is an NWB file holding an
-    ImageSegmentation (registering again would misalign someone else's ROIs); "extract" never.
+    `rois_from = "nwb"` forces it; "auto" uses it when the raw file is an NWB file holding a
+    PlaneSegmentation (registering again would misalign someone else's ROIs); "extract" never.
     """
     mode = animal_cfg.get("rois_from", "auto")
     if mode == "extract":
@@ -331,4 +356,4 @@ def uses_nwb_segmentation(animal_cfg: dict) -> bool:
         if not is_nwb:
             raise ValueError(f"rois_from = 'nwb' needs an NWB raw file; got {raw}")
         return True
-    return is_nwb and len(raw) == 1 and describe_nwb(raw[0])["segmentation"]
+    return is_nwb and len(raw) == 1 and describe_nwb(raw[0], animal_cfg.get("nwb_plane", ""))["segmentation"]

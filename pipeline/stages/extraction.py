@@ -119,7 +119,10 @@ def run(ctx):
 def _from_nwb(ctx, a: str, cfg: dict) -> dict:
     """ROIs and traces of animal `a` from its NWB file's segmentation (extraction skipped)."""
     path = cfg["raw"][0]
-    rois, traces = read_segmentation(path)
+    got = read_segmentation(path, cfg.get("nwb_plane", ""), cfg["frame_rate"])
+    if got is None:
+        raise ValueError(f"{path}: rois_from = 'nwb' but the file has no PlaneSegmentation in /processing")
+    rois, traces = got
     n_frames = traces.sizes["frame"]
     if cfg["timestamps"] or cfg["frame_rate"]:
         traces = traces.assign_coords(frame_time=("frame", frame_times(cfg, n_frames), {"units": "s", "clock": "master"}))
