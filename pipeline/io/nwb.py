@@ -11,6 +11,7 @@ analyses (subspace statistics) in a processing module; provenance goes in
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from pipeline.io.nwb_in import (NWBInputError, check_nwb, choose_plane, external
                                 imaging_series, open_nwb, raw_status, read_segmentation)
 
 SPECIES = "Mus musculus"
+NOT_RECORDED = "not recorded"
 
 
 def _dense_masks(rois) -> np.ndarray:
@@ -34,57 +36,120 @@ def _dense_masks(rois) -> np.ndarray:
     return masks
 
 
-def _start_time(out: Path) -> datetime:
+def session_metadata(out: Path, overrides: dict | None = None) -> dict:
+    """Recording metadata for the export: the result's session file ([session] start_time, experimenter,
+    institution, lab; [animals.X] age, location, excitation_wavelength), then `overrides` (same layout:
+    {"session": {...}, "A": {...}, "B": {...}}). Unknown values are absent, never guessed."""
+    import tomllib
+    meta = dataset.read_root(out)
+    md = {"session": {}, "A": {}, "B": {}}
+    try:
+        doc = tomllib.loads(Path(meta["session_file"]).read_text())
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        doc = {}
+    md["session"] = {k: v for k, v in doc.get("session", {}).items()
+                     if k in ("start_time", "experimenter", "institution", "lab") and v not in ("", None)}
+    for a in ("A", "B"):
+        md[a] = {k: v for k, v in doc.get("animals", {}).get(a, {}).items()
+                 if k in ("age", "location", "excitation_wavelength") and v not in ("", None)}
+    for k, v in (overrides or {}).items():
+        md.setdefault(k, {}).update({kk: vv for kk, vv in v.items() if vv not in ("", None)})
+    return md
+
+
+def _start_time(out: Path, md: dict) -> tuple[datetime, bool]:
+    """(session_start_time, recorded?): the session's start_time, else when the extraction result was made."""
+    if md["session"].get("start_time"):
+        t = datetime.fromisoformat(str(md["session"]["start_time"]))
+        return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)), True
     rec = json.loads((out / "stages" / "extraction" / "done.json").read_text())
     try:
-        return datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S%z")
+        return datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S%z"), False
     except (KeyError, ValueError):
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return datetime(1970, 1, 1, tzinfo=timezone.utc), False
 
 
-def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
-    """Write RESULT as NWB files OUTDIR/<pair>_<animal>.nwb. Returns {animal: path}."""
-    from hdmf.backends.hdf5 import H5DataIO  # noqa: F401  (pynwb dependency)
+def _event_table(tree) -> pd.DataFrame:
+    """One row per behaviour event (animal, behavior, start, stop, kind, source): only the `event` variables,
+    so the per-input and per-clock tables of /behavior do not multiply the rows."""
+    if "behavior" not in tree.children:
+        return pd.DataFrame()
+    ds = tree["behavior"].to_dataset()
+    ev = [v for v in ds.data_vars if ds[v].dims == ("event",)]
+    if not ev:
+        return pd.DataFrame()
+    return ds[ev].to_dataframe().reset_index(drop=True).sort_values(["start", "stop"], kind="stable")
+
+
+def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = None) -> dict[str, Path]:
+    """Write RESULT as NWB files OUTDIR/<pair>_<animal>.nwb. Returns {animal: path}.
+
+    metadata: overrides of the session's recording metadata (see `session_metadata`), e.g.
+    {"A": {"age": "P90D"}}. The session start time, subject age, imaging location and excitation
+    wavelength are written only when known.
+    """
     from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.base import Images
+    from pynwb.event import EventsTable
+    from pynwb.epoch import TimeIntervals
     from pynwb.file import Subject
+    from pynwb.image import GrayscaleImage
     from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, OpticalChannel
 
     out, outdir = Path(result), Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     meta = dataset.read_root(out)
+    md = session_metadata(out, metadata)
     tree = dataset.load(out)
     pair = meta["pair"]
     names = {a: f"{pair}_{a}.nwb" for a in ("A", "B")}
-    events = tree["behavior"].to_dataset().to_dataframe() if "behavior" in tree.children else pd.DataFrame()
+    events = _event_table(tree)
+    start, recorded = _start_time(out, md)
     paths = {}
     for a, info in meta["animals"].items():
         other = "B" if a == "A" else "A"
+        am = md.get(a, {})
         rois, traces = tree[f"{a}/rois"].to_dataset(), tree[f"{a}/traces"].to_dataset()
         prov = {n: json.loads((out / "stages" / n / "done.json").read_text()).get("fingerprint")
                 for n in dataset.stage_files(out)}
+        notes = {"interbrain_animal": a, "partner_file": names[other], "stage_fingerprints": prov}
+        if not recorded:
+            notes["session_start_time"] = ("not recorded: set [session] start_time; the file's session_start_time "
+                                           "is when the extraction result was made")
         nwb = NWBFile(
-            session_description=f"interbrain pair {pair}: animal {a} ({info['id']}) imaged with {info['id']} "
-                                f"and partner {meta['animals'][other]['id']}",
-            identifier=f"{pair}-{a}", session_start_time=_start_time(out), session_id=pair,
+            session_description=f"interbrain pair {pair}: animal {a} ({info['id']}) imaged together with partner "
+                                f"{meta['animals'][other]['id']}",
+            identifier=f"{pair}-{a}", session_start_time=start, session_id=pair,
             experiment_description=f"Paired recording; partner animal {other} is in {names[other]}.",
-            notes=json.dumps({"interbrain_animal": a, "partner_file": names[other], "stage_fingerprints": prov}),
-            source_script="interbrain (pipeline.io.nwb.export_nwb)", source_script_file_name="pipeline/io/nwb.py",
-            keywords=["interbrain", "paired recording", "calcium imaging"])
-        nwb.subject = Subject(subject_id=info["id"], species=SPECIES, sex=info.get("sex", "U")[:1].upper()
-                              if info.get("sex") in ("F", "M") else "U",
-                              genotype=info.get("genotype") or "pan-neuronal", description=f"animal {a} of the pair",
-                              age="P90D/")
+            notes=json.dumps(notes), source_script="interbrain (pipeline.io.nwb.export_nwb)",
+            source_script_file_name="pipeline/io/nwb.py", keywords=["interbrain", "paired recording", "calcium imaging"],
+            experimenter=[e.strip() for e in str(md["session"]["experimenter"]).split(";")]
+            if md["session"].get("experimenter") else None,
+            institution=md["session"].get("institution"), lab=md["session"].get("lab"))
+        nwb.subject = Subject(subject_id=info["id"], species=SPECIES, sex=info.get("sex") if info.get("sex") in ("F", "M")
+                              else "U", genotype=info.get("genotype") or "pan-neuronal (no Cre line)",
+                              description=f"animal {a} of the pair", age=am.get("age"))
         device = nwb.create_device(name="Microscope", description=f"{info['modality']} imaging")
         rate = float(1.0 / np.median(np.diff(traces["frame_time"].values)))
         plane = nwb.create_imaging_plane(
-            name="ImagingPlane", optical_channel=OpticalChannel(name="Green", description="calcium indicator", emission_lambda=510.0),
-            description="functional plane", device=device, excitation_lambda=920.0 if info["modality"] == "2p" else 470.0,
-            imaging_rate=rate, indicator=info.get("indicator", "GCaMP"), location="unknown")
+            name="ImagingPlane", optical_channel=OpticalChannel(name="Green", description="calcium indicator",
+                                                                emission_lambda=510.0),
+            description="functional plane", device=device,
+            # required by the schema: NaN / "not recorded" when the session does not say (never a guess)
+            excitation_lambda=float(am.get("excitation_wavelength") or np.nan),
+            imaging_rate=rate, indicator=info.get("indicator", "GCaMP"), location=am.get("location") or NOT_RECORDED)
         ophys = nwb.create_processing_module("ophys", "interbrain extraction: ROIs and traces")
+        imgs = [GrayscaleImage(name="mean_image", data=rois["mean_image"].values.astype(np.float32),
+                               description="mean of the registered movie (y, x)")]
+        ct = tree[f"{a}/celltypes"].to_dataset() if "celltypes" in tree[a].children else None
+        if ct is not None and "structural_image" in ct:
+            imgs.append(GrayscaleImage(name="StructuralImage", data=ct["structural_image"].values.astype(np.float32),
+                                       description="structural channel registered to the functional field of view "
+                                       f"(y, x; NaN outside it); marks {ct.attrs.get('structural_marks', 'GABAergic')} cells"))
+        ophys.add(Images(name="SummaryImages", images=imgs, description="field-of-view images of this plane"))
         seg = ImageSegmentation()
         ophys.add(seg)
         ps = seg.create_plane_segmentation("interbrain ROIs", plane, "PlaneSegmentation")
-        ct = tree[f"{a}/celltypes"].to_dataset() if "celltypes" in tree[a].children else None
         ps.add_column("roi_id", "ROI id in the interbrain result")
         ps.add_column("iscell_prob", "classifier probability of being a cell")
         ps.add_column("is_cell", "kept as a cell (classifier threshold or curation)")
@@ -117,18 +182,33 @@ def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
                                          unit="n.a.", timestamps=ts,
                                          description=f"dF/F; baseline: {traces.attrs.get('baseline', '')}")
             ophys.add(d)
-        if len(events):
-            from pynwb.epoch import TimeIntervals
-            ti = TimeIntervals(name="behavior", description="behaviour bouts of both animals on the master clock; "
-                                                            "role is relative to this file's animal")
-            for col, desc in (("behavior", "behaviour label"), ("animal", "pair animal (A/B)"),
-                              ("role", "self or partner"), ("kind", "state or point"), ("source", "source file")):
-                ti.add_column(col, desc)
-            for _, e in events.iterrows():
-                ti.add_interval(start_time=float(e["start"]), stop_time=float(e["stop"]), behavior=str(e["behavior"]),
-                                animal=str(e["animal"]), role="self" if e["animal"] == a else "partner",
-                                kind=str(e.get("kind", "state")), source=str(e.get("source", "")))
-            nwb.add_time_intervals(ti)
+        # behaviour: one table per animal, so labels and animals survive in pynapple and the DANDI viewers;
+        # bouts (state events) as TimeIntervals, instants (point events) as an EventsTable (no stop == start)
+        for who in ("A", "B"):
+            ev = events[events["animal"] == who] if len(events) else events
+            role = "self" if who == a else "partner"
+            kind = ev["kind"] if "kind" in ev else pd.Series("state", index=ev.index)
+            states, points = ev[kind != "point"], ev[kind == "point"]
+            if len(states):
+                ti = TimeIntervals(name=f"behavior_{who}", description=f"behaviour bouts of animal {who} "
+                                   f"({meta['animals'][who]['id']}, {role} of this file) on the master clock")
+                ti.add_column("behavior", "behaviour label")
+                ti.add_column("role", "self or partner (relative to this file's animal)")
+                ti.add_column("source", "annotation file the bout came from")
+                for e in states.itertuples():
+                    ti.add_interval(start_time=float(e.start), stop_time=float(e.stop), behavior=str(e.behavior),
+                                    role=role, source=str(getattr(e, "source", "")))
+                nwb.add_time_intervals(ti)
+            if len(points):
+                et = EventsTable(name=f"behavior_events_{who}", description=f"point behaviour events of animal {who} "
+                                 f"({meta['animals'][who]['id']}, {role} of this file) on the master clock")
+                et.add_column("behavior", "behaviour label")
+                et.add_column("role", "self or partner (relative to this file's animal)")
+                et.add_column("source", "annotation file the event came from")
+                for e in points.itertuples():
+                    et.add_row(timestamp=float(e.start), behavior=str(e.behavior), role=role,
+                               source=str(getattr(e, "source", "")))
+                nwb.add_events_table(et)
         if "subspace" in tree.children:
             from hdmf.common import DynamicTable, VectorData
             s = tree["subspace"].to_dataset()
@@ -142,14 +222,46 @@ def export_nwb(result: str | Path, outdir: str | Path) -> dict[str, Path]:
         tmp = path.with_name(f".{path.stem}.tmp.nwb")   # renamed into place: no half-written file
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwb)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         tmp.replace(path)
         paths[a] = path
     return paths
 
 
+def behaviour_frame(nwb, a: str) -> pd.DataFrame:
+    """Behaviour of both animals in an open NWB file: animal, behavior, start_time, stop_time, kind (state or
+    point), role. Reads this project's per-animal tables (TimeIntervals behavior_A/B, EventsTable
+    behavior_events_A/B) and any other TimeIntervals (label column behavior/label/name, else the table name)."""
+    other = "B" if a == "A" else "A"
+    rows = []
+    for iv in nwb.intervals or {}:
+        if iv in ("trials", "epochs", "invalid_times"):
+            continue
+        df = nwb.intervals[iv].to_dataframe()
+        label = next((c for c in ("behavior", "label", "behaviour", "name") if c in df.columns), None)
+        for _, row in df.iterrows():
+            if "role" in df.columns:          # relative to the file's animal
+                who = a if row["role"] == "self" else other
+            else:
+                who = str(row["animal"]) if "animal" in df.columns else a
+            rows.append((who, str(row[label]) if label else iv, float(row["start_time"]), float(row["stop_time"]),
+                         "state"))
+    for name in (getattr(nwb, "events", None) or {}):
+        df = nwb.events[name].to_dataframe()
+        label = next((c for c in ("behavior", "label", "annotation") if c in df.columns), None)
+        for _, row in df.iterrows():
+            who = (a if row["role"] == "self" else other) if "role" in df.columns else a
+            t = float(row["timestamp"])
+            rows.append((who, str(row[label]) if label else name, t, t, "point"))
+    out = pd.DataFrame(rows, columns=["animal", "behavior", "start_time", "stop_time", "kind"])
+    out["role"] = np.where(out["animal"] == a, "self", "partner")
+    return out.sort_values(["start_time", "stop_time", "animal", "behavior"], kind="stable").reset_index(drop=True)
+
+
 def read_nwb_animal(path: str | Path) -> dict:
     """One exported animal back: masks (neuron, y, x), traces {name: (neuron, frame)}, frame_time, ROI table,
-    behaviour intervals (DataFrame)."""
+    behaviour of both animals (DataFrame, see `behaviour_frame`), summary images {name: (y, x)}, subject."""
     from pynwb import NWBHDF5IO
     with NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
@@ -161,10 +273,13 @@ def read_nwb_animal(path: str | Path) -> dict:
         if "DfOverF" in ophys.data_interfaces:
             traces.update({n: np.asarray(s.data[:]).T for n, s in ophys["DfOverF"].roi_response_series.items()})
         frame_time = np.asarray(next(iter(ophys["Fluorescence"].roi_response_series.values())).timestamps[:])
-        beh = nwb.intervals["behavior"].to_dataframe() if nwb.intervals and "behavior" in nwb.intervals else pd.DataFrame()
-        return {"masks": masks, "traces": traces, "frame_time": frame_time,
-                "rois": table.drop(columns="image_mask"), "behavior": beh, "notes": json.loads(nwb.notes),
-                "subject": {"id": nwb.subject.subject_id, "genotype": nwb.subject.genotype}}
+        notes = json.loads(nwb.notes)
+        images = ({n: np.asarray(i.data[:]) for n, i in ophys["SummaryImages"].images.items()}
+                  if "SummaryImages" in ophys.data_interfaces else {})
+        return {"masks": masks, "traces": traces, "frame_time": frame_time, "images": images,
+                "rois": table.drop(columns="image_mask"), "behavior": behaviour_frame(nwb, notes["interbrain_animal"]),
+                "notes": notes, "subject": {"id": nwb.subject.subject_id, "genotype": nwb.subject.genotype,
+                                            "age": nwb.subject.age}}
 
 
 # ---------------------------------------------------------------------------------------------- NWB in
@@ -208,32 +323,11 @@ def _plane_meta(path, plane: str) -> dict:
 
 
 def _behaviour_rows(path, a: str) -> list[tuple]:
-    """(animal, behavior, start, stop) of every behaviour table in the file: this project's per-animal tables
-    (behavior_A/behavior_B, point events in an ndx-events EventsTable) or any other TimeIntervals."""
-    other = "B" if a == "A" else "A"
-    rows = []
+    """(animal, behavior, start, stop) of every behaviour table in the file (see `behaviour_frame`); stop is NaN
+    for point events (an empty stop in the behaviour CSV)."""
     with open_nwb(path) as nwb:
-        for iv in nwb.intervals or {}:
-            if iv in ("trials", "epochs", "invalid_times"):
-                continue
-            df = nwb.intervals[iv].to_dataframe()
-            label = next((c for c in ("behavior", "label", "behaviour", "name") if c in df.columns), None)
-            for _, row in df.iterrows():
-                if "role" in df.columns:      # relative to the file's animal
-                    who = a if row["role"] == "self" else other
-                elif "animal" in df.columns:
-                    who = str(row["animal"])
-                else:
-                    who = a
-                rows.append((who, str(row[label]) if label else iv, float(row["start_time"]), float(row["stop_time"])))
-        mod = nwb.processing.get("behavior")
-        for name, iface in (mod.data_interfaces.items() if mod is not None else ()):
-            if type(iface).__name__ == "EventsTable":
-                df = iface.to_dataframe()
-                for _, row in df.iterrows():
-                    who = a if row.get("role", "self") == "self" else other
-                    rows.append((who, str(row.get("behavior", name)), float(row["timestamp"]), float(row["timestamp"])))
-    return rows
+        df = behaviour_frame(nwb, a)
+    return [(r.animal, r.behavior, r.start_time, np.nan if r.kind == "point" else r.stop_time) for r in df.itertuples()]
 
 
 def _cell_labels(path, plane: str) -> pd.DataFrame:
@@ -326,7 +420,10 @@ def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, n
         session["start_time"] = starts.pop()
     doc = {"session": session, "animals": animals}
     if beh_rows:
-        beh = pd.DataFrame(sorted(set(beh_rows)), columns=["animal", "behavior", "start", "stop"])
+        # both files hold both animals' events: each once (NaN != NaN, so dedupe on the text form)
+        uniq = {repr(r): r for r in beh_rows}
+        beh = pd.DataFrame(sorted(uniq.values(), key=lambda r: (r[2], r[0], r[1])),
+                           columns=["animal", "behavior", "start", "stop"])
         beh.to_csv(outdir / "behavior.csv", index=False)
         doc["annotations"] = [{"path": "behavior.csv", "format": "csv", "clock": "nwb",
                                "subjects": {"A": "A", "B": "B"}}]
