@@ -246,3 +246,18 @@ def test_neuroconv_roiextractors_file_with_background_plane(tmp_path):
         got[rois["pix_y"].values[k], rois["pix_x"].values[k]] = rois["pix_weight"].values[k]
         np.testing.assert_allclose(got, want.T, rtol=1e-6)
     np.testing.assert_allclose(rois["mean_image"].values, seg.get_image("mean").T, rtol=1e-6)
+
+
+def test_validate_names_a_segmentation_that_is_not_one(tmp_path):
+    """`segmentation` pointing at a folder no tool wrote: exit 2, one line naming the key and the folder."""
+    for a in "AB":
+        (tmp_path / a / "seg").mkdir(parents=True)
+        tifffile.imwrite(tmp_path / a / "movie.tif", np.zeros((5, Y, X), np.uint16))
+    toml = tmp_path / "session.toml"
+    toml.write_text('[session]\nname = "x"\n' + "".join(
+        f'[animals.{a}]\nid = "m{a}"\nraw = ["{a}/movie.tif"]\nframe_rate = 8.0\nsegmentation = "{a}/seg"\n' for a in "AB"))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "validate", str(toml)], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "[animals.A] segmentation" in err[0] and "A/seg" in err[0] and "stat.npy" in err[0]
