@@ -32,9 +32,38 @@ def _cmd_init(args) -> int:
     return 0
 
 
+def _nwb_notes(s) -> list[str]:
+    """What the session's NWB raw files and existing segmentations lack or mean (notes); the first unusable one
+    raises (exit 2, file and object)."""
+    from pipeline.io.nwb_in import NWBInputError, check_nwb
+    from pipeline.io.segmentations import guess_format
+    notes = []
+    for a in ("A", "B"):
+        cfg = s.animals[a]
+        raw = cfg["raw"]
+        if cfg["segmentation"]:
+            fmt = cfg["segmentation_format"]
+            try:
+                fmt = guess_format(cfg["segmentation"]) if fmt == "auto" else fmt
+            except NWBInputError as exc:
+                raise NWBInputError(f"[animals.{a}] segmentation: {exc}") from None
+            notes.append(f"[animals.{a}] ROIs and traces from the {fmt} output {cfg['segmentation']} "
+                         "(motion correction and extraction skipped)")
+            continue
+        if cfg["raw_format"] == "nwb" or (len(raw) == 1 and raw[0].endswith(".nwb")):
+            for path in raw:
+                problems, lacks = check_nwb(path, cfg["nwb_plane"], cfg["frame_rate"])
+                if problems:
+                    raise NWBInputError(f"[animals.{a}] raw: {problems[0]}")
+                notes += [f"[animals.{a}] {n}" for n in lacks]
+    return notes
+
+
 def _cmd_validate(args) -> int:
     from pipeline.core.session import Session
     s = Session.load(args.session)
+    for line in _nwb_notes(s):
+        print(f"note: {line}")
     if args.deep:
         from pipeline.validate import deep_check
         for line in deep_check(s):     # InputProblems (exit 2) lists every problem found

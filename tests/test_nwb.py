@@ -1,4 +1,5 @@
-"""NWB export: round trip of masks, traces, labels and behaviour; nwbinspector finds nothing critical."""
+"""NWB export: round trip of masks, traces, labels and behaviour (each event once, per animal);
+nwbinspector (DANDI config) finds nothing critical on the demo export; metadata never invented."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ from pipeline.io.nwb import _dense_masks, export_nwb, read_nwb_animal
 def exported(tmp_path_factory):
     res = tmp_path_factory.mktemp("res")
     truth = make_result(res)
-    return res, truth, export_nwb(res, tmp_path_factory.mktemp("nwb"))
+    return res, truth, export_nwb(res, tmp_path_factory.mktemp("nwb"), metadata={a: {"age": "P90D"} for a in "AB"})
 
 
 def test_round_trip_exact(exported):
@@ -30,11 +31,10 @@ def test_round_trip_exact(exported):
         assert back["rois"]["cell_type"].tolist() == ANIMALS[a]["cell_type"]
         assert back["rois"]["is_cell"].tolist() == ANIMALS[a]["is_cell"]
         b = back["behavior"]
-        assert len(b) == len(EVENTS)
-        for (animal, beh, start, stop, kind), (_, row) in zip(EVENTS, b.iterrows()):
-            assert (row["animal"], row["behavior"], row["start_time"], row["stop_time"], row["kind"]) == \
-                (animal, beh, start, stop, kind)
-            assert row["role"] == ("self" if animal == a else "partner")
+        assert len(b) == len(EVENTS)                      # each event once
+        got = sorted((r.animal, r.behavior, r.start_time, r.stop_time, r.kind) for r in b.itertuples())
+        assert got == sorted(EVENTS)
+        assert (b["role"] == np.where(b["animal"] == a, "self", "partner")).all()
         other = "B" if a == "A" else "A"
         assert back["notes"]["partner_file"] == paths[other].name
 
@@ -46,3 +46,80 @@ def test_nwbinspector_no_critical_issues(exported):
         msgs = list(inspect_nwbfile(nwbfile_path=str(path)))
         bad = [m for m in msgs if m.importance in (Importance.CRITICAL, Importance.ERROR)]
         assert not bad, [m.message for m in bad]
+
+
+def test_behaviour_tables_per_animal_and_point_events_apart(exported):
+    """One labelled table per animal (pynapple / DANDI viewers keep labels and animals); instants are an
+    EventsTable, so no interval has stop == start."""
+    from pynwb import NWBHDF5IO
+    _, _, paths = exported
+    with NWBHDF5IO(str(paths["A"]), "r") as io:
+        nwb = io.read()
+        assert sorted(nwb.intervals) == ["behavior_A", "behavior_B"]
+        a = nwb.intervals["behavior_A"].to_dataframe()
+        assert sorted(a["behavior"]) == ["approach", "follow"] and (a["stop_time"] > a["start_time"]).all()
+        assert set(a["role"]) == {"self"} and set(nwb.intervals["behavior_B"].to_dataframe()["role"]) == {"partner"}
+        ev = nwb.events["behavior_events_A"].to_dataframe()
+        assert ev["timestamp"].tolist() == [15.0] and ev["behavior"].tolist() == ["reward"]
+
+
+@pytest.fixture(scope="module")
+def demo_export(demo_result, tmp_path_factory):
+    _, out, _, _ = demo_result
+    plain = export_nwb(out, tmp_path_factory.mktemp("plain"))
+    md = {"session": {"start_time": "2024-03-01T10:30:00+01:00", "experimenter": "Doe, Jane", "institution": "Lab U"},
+          "A": {"age": "P90D", "location": "ACAd", "excitation_wavelength": 920.0},
+          "B": {"age": "P12W/P14W", "location": "ACAd", "excitation_wavelength": 920.0}}
+    return out, plain, export_nwb(out, tmp_path_factory.mktemp("full"), metadata=md)
+
+
+def _dandi_messages(path):
+    from nwbinspector import inspect_nwbfile, load_config
+    return list(inspect_nwbfile(nwbfile_path=str(path), config=load_config("dandi")))
+
+
+def test_demo_export_passes_nwbinspector_dandi(demo_export):
+    from nwbinspector import Importance
+    _, _, full = demo_export
+    for path in full.values():
+        bad = [f"{m.importance.name} {m.check_function_name} {m.location}: {m.message}" for m in _dandi_messages(path)
+               if m.importance in (Importance.CRITICAL, Importance.ERROR, Importance.BEST_PRACTICE_VIOLATION)]
+        assert not bad, bad
+
+
+def test_unknown_metadata_is_left_out_not_invented(demo_export):
+    """Without the optional session keys: no age is written, location and wavelength are marked not recorded, the
+    start time says it was not recorded; DANDI's complaints name exactly what the user must add (age, location)."""
+    from nwbinspector import Importance
+    from pynwb import NWBHDF5IO
+    out, plain, full = demo_export
+    for path in plain.values():
+        with NWBHDF5IO(str(path), "r") as io:
+            nwb = io.read()
+            plane = nwb.imaging_planes["ImagingPlane"]
+            assert nwb.subject.age is None and plane.location == "not recorded" and np.isnan(plane.excitation_lambda)
+            assert "not recorded" in nwb.notes and not nwb.experimenter and nwb.institution is None
+        bad = {m.check_function_name for m in _dandi_messages(path)
+               if m.importance in (Importance.CRITICAL, Importance.ERROR, Importance.BEST_PRACTICE_VIOLATION)}
+        assert bad == {"check_subject_age", "check_imaging_plane_location_allen_ccf"}, bad
+    with NWBHDF5IO(str(full["B"]), "r") as io:
+        nwb = io.read()
+        assert nwb.session_start_time.isoformat() == "2024-03-01T10:30:00+01:00"
+        assert nwb.subject.age == "P12W/P14W" and nwb.imaging_planes["ImagingPlane"].location == "ACAd"
+        assert nwb.experimenter == ("Doe, Jane",) and nwb.institution == "Lab U"
+
+
+def test_demo_export_events_once_and_structural_image(demo_export):
+    import pipeline
+    out, _, full = demo_export
+    tree = pipeline.load(out)
+    ev = tree["behavior"].to_dataset()
+    n_events = ev.sizes["event"]
+    for a, path in full.items():
+        back = read_nwb_animal(path)
+        assert len(back["behavior"]) == n_events             # not multiplied by the input/clock tables
+        want = sorted(zip(ev["animal"].values.tolist(), ev["behavior"].values.tolist(), ev["start"].values.tolist()))
+        assert sorted(zip(back["behavior"]["animal"], back["behavior"]["behavior"], back["behavior"]["start_time"])) == want
+        np.testing.assert_array_equal(back["images"]["mean_image"], tree[f"{a}/rois"]["mean_image"].values)
+    back = read_nwb_animal(full["B"])                          # B's cell types come from its structural channel
+    np.testing.assert_array_equal(back["images"]["StructuralImage"], tree["B/celltypes"]["structural_image"].values)

@@ -118,7 +118,7 @@ class Session:
         self.session["output_dir"] = self._abs(self.session["output_dir"], "[session] output_dir")
         for name, a in self.animals.items():
             a["raw"] = [self._abs(p, f"[animals.{name}] raw") for p in a["raw"]]
-            for k in ("timestamps", "structural", "label_table"):
+            for k in ("timestamps", "structural", "label_table", "segmentation"):
                 a[k] = self._abs(a[k], f"[animals.{name}] {k}")
         for i, t in enumerate(self.annotations):
             t["path"] = self._abs(t["path"], f"[[annotations]] #{i + 1} path")
@@ -167,7 +167,8 @@ class Session:
         out = []
         for name, a in self.animals.items():
             out += [(f"[animals.{name}] raw", p) for p in a["raw"]]
-            out += [(f"[animals.{name}] {k}", a[k]) for k in ("timestamps", "structural", "label_table") if a[k]]
+            out += [(f"[animals.{name}] {k}", a[k]) for k in ("timestamps", "structural", "label_table", "segmentation")
+                    if a[k]]
         out += [(f"[[annotations]] #{i + 1} path", t["path"]) for i, t in enumerate(self.annotations)]
         for n, c in self.clocks.items():
             out += [(f"[clocks.{n}] {k}", c[k]) for k in ("timestamps", "sync") if c[k]]

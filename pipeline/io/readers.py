@@ -331,11 +331,30 @@ class NWBMovie(Movie):
                                  f"{' named ' + repr(series_name) if series_name else ''}; found "
                                  f"{[s.name for s in nwb.acquisition.values()]}")
             s = series[0]
-            self._parts.append(_check_3d(s.data.shape, f"{path}:{s.name}", "imaging series"))
-            dtypes.add(_check_dtype(s.data.dtype, f"{path}:{s.name}"))
+            ext = [e.decode() if isinstance(e, bytes) else str(e) for e in (s.external_file or [])]
+            if ext:   # frames live in linked files (e.g. TIFFs), named relative to the NWB file
+                files = [str((Path(path).parent / e).resolve()) for e in ext]
+                gone = [f for f in files if not Path(f).exists()]
+                if gone:
+                    io.close()
+                    raise MovieError(f"{path}: {s.name}.external_file names {', '.join(gone)}: not found "
+                                     "(paths are relative to the NWB file)")
+                movie = open_movie(files)
+                io.close()
+                self._parts.append(movie.shape)
+                dtypes.add(movie.dtype)
+                self._data.append(movie)
+            else:
+                shape = tuple(s.data.shape) if s.data is not None else ()
+                if len(shape) == 3 and 0 in shape:
+                    io.close()
+                    raise MovieError(f"{path}: /acquisition/{s.name} stores no frames (shape {shape}) and links no "
+                                     "external_file; use the file's ROIs and traces (rois_from = 'nwb') or give the raw movie")
+                self._parts.append(_check_3d(shape, f"{path}:{s.name}", "imaging series"))
+                dtypes.add(_check_dtype(s.data.dtype, f"{path}:{s.name}"))
+                self._ios.append(io)
+                self._data.append(s.data)
             self.rate = s.rate
-            self._ios.append(io)
-            self._data.append(s.data)
         self._dtype = dtypes.pop()
         self._finish_index()
 
@@ -345,6 +364,9 @@ class NWBMovie(Movie):
     def close(self):
         for io in self._ios:
             io.close()
+        for d in self._data:
+            if isinstance(d, Movie):
+                d.close()
 
 
 class MiniscopeMovie(Movie):

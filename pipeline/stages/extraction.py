@@ -15,6 +15,7 @@ import xarray as xr
 from pipeline.core import orchestrate
 from pipeline.imaging.extraction import ExtractionResult, extract
 from pipeline.io.nwb import read_segmentation, uses_nwb_segmentation
+from pipeline.io.segmentations import read_tool_segmentation
 from pipeline.core.orchestrate import stage
 from pipeline.io.readers import read_timestamps
 from pipeline.imaging.traces import BASELINE_RULE, C_DESCRIPTION
@@ -92,7 +93,7 @@ def run(ctx):
     groups = {}
     for a in ANIMALS:
         cfg = ctx.session.animals[a]
-        if uses_nwb_segmentation(cfg):
+        if cfg.get("segmentation") or uses_nwb_segmentation(cfg):
             groups.update(_from_nwb(ctx, a, cfg))
             continue
         try:   # `"/A/motion" in tree` tests child names only, not paths
@@ -119,9 +120,17 @@ def run(ctx):
 
 
 def _from_nwb(ctx, a: str, cfg: dict) -> dict:
-    """ROIs and traces of animal `a` from its NWB file's segmentation (extraction skipped)."""
-    path = cfg["raw"][0]
-    rois, traces = read_segmentation(path)
+    """ROIs and traces of animal `a` from an existing segmentation: the `segmentation` key (suite2p, CaImAn,
+    minian output, through roiextractors) or its NWB file's PlaneSegmentation (extraction skipped)."""
+    if cfg.get("segmentation"):
+        path = cfg["segmentation"]
+        got = read_tool_segmentation(path, cfg["segmentation_format"], cfg["frame_rate"])
+    else:
+        path = cfg["raw"][0]
+        got = read_segmentation(path, cfg.get("nwb_plane", ""), cfg["frame_rate"])
+    if got is None:
+        raise ValueError(f"{path}: rois_from = 'nwb' but the file has no PlaneSegmentation in /processing")
+    rois, traces = got
     n_frames = traces.sizes["frame"]
     if cfg["timestamps"] or cfg["frame_rate"]:
         traces = traces.assign_coords(frame_time=("frame", frame_times(cfg, n_frames), {"units": "s", "clock": "master"}))
@@ -129,5 +138,12 @@ def _from_nwb(ctx, a: str, cfg: dict) -> dict:
     if "F_corrected" not in traces and {"F", "Fneu"} <= set(traces):
         c = ctx.params["extraction"]["neuropil_coefficient"]
         traces["F_corrected"] = traces["F"] - c * traces["Fneu"]
+    if "dff" not in traces and "F" in traces:   # e.g. suite2p output: dF/F by this pipeline's baseline rule
+        from pipeline.imaging.traces import dff
+        p = ctx.params["extraction"]
+        fc = traces["F_corrected"] if "F_corrected" in traces else traces["F"]
+        fs = float(1.0 / np.median(np.diff(traces["frame_time"].values)))
+        traces["dff"] = (("neuron", "frame"), dff(fc.values, traces["F"].values, fs, p["baseline_window_s"],
+                                                  p["baseline_percentile"]))
     ctx.warn(f"animal {a}: extraction skipped; {rois.sizes['neuron']} ROIs and their traces read from {path}")
     return {f"/{a}/rois": rois.assign_coords(neuron=np.arange(rois.sizes["neuron"])), f"/{a}/traces": traces}

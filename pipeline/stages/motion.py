@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.imaging.motion import MotionResult, register_movie
-from pipeline.io.nwb import uses_nwb_segmentation
+from pipeline.io.segmentations import has_existing_rois
 from pipeline.core.orchestrate import stage
 from pipeline.io.readers import check_timestamps, open_movie
 from pipeline.core.animals import ANIMALS
@@ -87,9 +87,10 @@ def run(ctx):
     animals = ctx.session.animals
     work = {a: str(ctx.workdir / a) for a in ANIMALS}
     results: dict[str, MotionResult] = {}
-    todo = [a for a in ANIMALS if not uses_nwb_segmentation(animals[a])]
-    for a in set(ANIMALS) - set(todo):
-        ctx.warn(f"animal {a}: ROIs and traces come from the NWB file's segmentation; not registered again")
+    todo = [a for a in ANIMALS if not has_existing_rois(animals[a])]
+    for a in sorted(set(ANIMALS) - set(todo)):
+        src = animals[a]["segmentation"] or "the NWB file's segmentation"
+        ctx.warn(f"animal {a}: ROIs and traces come from {src}; not registered again")
     # dask workers (interbrain batch) are daemonic processes, which may not start children
     parallel = (os.cpu_count() or 1) >= 2 and not multiprocessing.current_process().daemon
     if len(todo) == 2 and parallel:

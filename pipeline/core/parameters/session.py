@@ -7,6 +7,11 @@ SESSION = Section("session", "The pair session: name, output folder, seed.", (
     Param("seed", 0, int, "Seed of every random step (surrogates, subsampling).", range=(0, 2**32 - 1)),
     Param("condition", "social", str, "Session condition; 'separated' marks the control session of the same animals imaged apart.",
           choices=("social", "separated", "toy", "other")),
+    Param("start_time", "", str, "When the session was recorded, ISO 8601 with time zone, e.g. '2024-03-01T10:30:00+01:00'; "
+          "goes into the NWB export (left out when empty: the export then says the start time was not recorded)."),
+    Param("experimenter", "", str, "Who recorded the session, 'Last, First'; several separated by ';' (NWB export)."),
+    Param("institution", "", str, "Institution where the session was recorded (NWB export)."),
+    Param("lab", "", str, "Lab where the session was recorded (NWB export)."),
 ))
 
 ANIMAL = Section("animal", "One animal of the pair: [animals.A] and [animals.B].", (
@@ -21,6 +26,18 @@ ANIMAL = Section("animal", "One animal of the pair: [animals.A] and [animals.B].
     Param("rois_from", "auto", str, "ROIs and traces: extract them, or take them from the NWB raw file's ImageSegmentation "
           "('auto': from NWB when the raw file is NWB with a segmentation; motion and extraction are then skipped for this animal).",
           choices=("auto", "extract", "nwb")),
+    Param("nwb_plane", "", str, "For an NWB raw file with several PlaneSegmentations: the name (or object path) of the one "
+          "to analyse; empty takes the only one."),
+    Param("segmentation", "", "path", "An existing segmentation to start from instead of extracting: a suite2p plane folder "
+          "(e.g. 'A/suite2p/plane0'), a CaImAn HDF5 file or a minian output folder; motion correction and extraction "
+          "are then skipped for this animal."),
+    Param("segmentation_format", "auto", str, "Tool that wrote 'segmentation' ('auto' guesses from the files).",
+          choices=("auto", "suite2p", "caiman", "minian")),
+    Param("age", "", str, "Age at the session, ISO 8601 duration, e.g. 'P90D' or a range 'P8W/P10W' (NWB export; "
+          "left out when empty)."),
+    Param("location", "", str, "Brain area imaged, an Allen CCF name or acronym, e.g. 'ACAd' (NWB export; left out when empty)."),
+    Param("excitation_wavelength", None, float, "Excitation wavelength of the imaging light (NWB export; left out when unset).",
+          unit="nm", range=(200.0, 2000.0)),
     Param("frame_rate", None, float, "Imaging frame rate, used when no timestamps file is given.", unit="Hz", range=(0.1, 1000.0)),
     Param("start_offset_s", 0.0, float, "Master-clock time of frame 0 when no timestamps file is given.", unit="s"),
     Param("timestamps", "", "path", "CSV of frame times on the master clock (columns frame, time_s)."),
