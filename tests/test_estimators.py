@@ -7,7 +7,7 @@
 - surrogate shifts can be given explicitly to `fit(..., shifts=)`, and a fit given the shifts a
   seeded fit drew equals that fit.
 
-To add an estimator, append a Case to CASES (TimeResolvedDecoder joins at merge).
+To add an estimator, append a Case to CASES.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from neuroid.structural import ReporterClassifier
 from pipeline.analysis.behavior_space import BehaviorCCA, NonRedundantVariance
+from pipeline.analysis.decoders import TimeResolvedDecoder
 from pipeline.analysis.encoding import AurocEncoder
 from pipeline.analysis.subspace import SharedSubspace
 from pipeline.core.rng import as_rng, sklearn_seed
@@ -52,6 +53,15 @@ class Case:
     has_shifts: bool = True                  # fit(..., shifts=) and a fitted shifts_
 
 
+def _decoder_data():
+    """Activity (time, feature) at 5 Hz for 200 s and two interleaved event trains (s)."""
+    rng = np.random.default_rng(0)
+    time = (np.arange(1000) + 0.5) * 0.2
+    X = rng.normal(size=(1000, 8))
+    onsets = np.arange(10.0, 190.0, 9.0)
+    return X, onsets[::2], onsets[1::2], time
+
+
 CASES = {
     "SharedSubspace": Case(lambda rs: SharedSubspace(n_surrogates=40, lag=20, random_state=rs, null="adaptive"),
                            lambda: _pair(), use=lambda e: e.transform(*_pair())),
@@ -65,7 +75,10 @@ CASES = {
                         lambda: (_behaviour(3).astype(float), _behaviour(4, M=2).astype(float))),
     "ReporterClassifier": Case(lambda rs: ReporterClassifier(random_state=rs), lambda: (_scores(),),
                                use=lambda e: e.predict_proba(_scores(1)), has_shifts=False),
-    # "TimeResolvedDecoder": added with the decoders branch (pipeline/analysis/decoders.py)
+    # its surrogate schedule is fit(shifts=) -> null_shifts_, tested in tests/test_decoders.py
+    "TimeResolvedDecoder": Case(lambda rs: TimeResolvedDecoder(window=(-0.6, 0.6), n_repeats=2, n_surrogates=10,
+                                                               random_state=rs),
+                                lambda: _decoder_data(), use=lambda e: e.significant_windows(), has_shifts=False),
 }
 WITH_SHIFTS = [k for k, c in CASES.items() if c.has_shifts]
 

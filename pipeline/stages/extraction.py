@@ -85,7 +85,8 @@ def _trace_attrs(engine: str, params: dict) -> dict:
 
 @stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs,
        reads=("animal.raw", "animal.raw_format", "animal.rois_from", "animal.modality", "animal.timestamps",
-              "animal.frame_rate", "animal.start_offset_s"))
+              "animal.frame_rate", "animal.start_offset_s", "animal.segmentation", "animal.segmentation_format",
+              "animal.nwb_plane"))
 def run(ctx):
     tree = ctx.upstream()
     p = ctx.params["extraction"]

@@ -81,7 +81,7 @@ def motion_dataset(r: MotionResult, animal_cfg: dict, binary_rel: str) -> xr.Dat
 
 @stage("motion", params=("motion",), inputs=raw_inputs,
        reads=("animal.raw", "animal.raw_format", "animal.hdf5_dataset", "animal.rois_from",
-              "animal.modality", "animal.timestamps"))
+              "animal.modality", "animal.timestamps", "animal.segmentation", "animal.nwb_plane"))
 def run(ctx):
     p = ctx.params["motion"]
     animals = ctx.session.animals
