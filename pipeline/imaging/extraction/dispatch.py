@@ -282,6 +282,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
                   "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
                   "spatial_scale": s["detection"]["sparsery_settings"]["spatial_scale"],
                   "max_overlap": s["detection"]["max_overlap"],
+                  "min_area_2p": float(params["min_area_2p"]) if modality == "2p" else None,
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )
