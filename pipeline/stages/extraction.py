@@ -114,7 +114,7 @@ def run(ctx):
         if e.n_rois == 0:
             ctx.warn(f"animal {a}: no ROIs found")
         elif not e.is_cell.any():
-            ctx.warn(f"animal {a}: no ROI passed iscell_threshold = {p['iscell_threshold']}")
+            ctx.warn(f"animal {a}: no ROI passed iscell_threshold = {e.settings.get('iscell_threshold')}")
         groups[f"/{a}/rois"] = rois_dataset(e)
         groups[f"/{a}/traces"] = traces_dataset(e, times, p)
     return xr.DataTree.from_dict(groups)

@@ -30,7 +30,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("spatial_scale", None, int, "2p: sparsery's cell scale (1, 2, 3, 4 = cells of about 6, 12, 24, 48 px); default from diameter: the largest no wider than the cell, 1 + floor(log2(diameter / 6)).", range=(1, 4)),
     Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
-    Param("iscell_threshold", 0.1, float, "ROIs below this classifier probability are kept but marked is_cell = false (suite2p's GUI uses 0.5; the default is chosen in docs/imaging.md).", range=(0.0, 1.0)),
+    Param("iscell_threshold", None, float, "ROIs below this classifier probability are kept but marked is_cell = false; default 0.1 with suite2p's built-in classifier, 0.5 with a lab's classifier_file (docs/imaging.md).", range=(0.0, 1.0)),
     Param("classifier_file", "", "path", "A lab's cell classifier (suite2p classifier .npy, written by `interbrain train-classifier` from curated sessions; relative to the session file); empty: suite2p's built-in classifier."),
     Param("neuropil_coefficient", 0.7, float, "F_corrected = F - coefficient * Fneu.", range=(0.0, 2.0)),
     Param("baseline_window_s", 60.0, float, "Running-percentile baseline window for dF/F.", unit="s", range=(1.0, 3600.0)),

@@ -18,6 +18,16 @@ FEATURES = ("skew", "npix_norm", "compact")
 MIN_ROIS = 100
 
 
+def iscell_threshold(params: dict) -> float:
+    """The is_cell cut on the classifier probability: the set value, else 0.1 for suite2p's built-in
+    classifier (it gives true cells low probabilities on the simulator and on real data; docs/imaging.md)
+    and 0.5 for a lab's own classifier_file (trained on the lab's labels, so 0.5 is its decision point)."""
+    v = params.get("iscell_threshold")
+    if v is not None:
+        return float(v)
+    return 0.5 if params.get("classifier_file") else 0.1
+
+
 def features(stat) -> dict[str, np.ndarray]:
     """{name: (N,) float} of FEATURES from suite2p stat entries (after roi_stats and the trace skew)."""
     return {k: np.array([float(st[k]) for st in stat], np.float64) for k in FEATURES}

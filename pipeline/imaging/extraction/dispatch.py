@@ -275,7 +275,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     return ExtractionResult(
         pix_neuron=pn.astype(np.int32), pix_y=py.astype(np.int32), pix_x=px.astype(np.int32),
         pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
-        is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
+        is_cell=prob >= classifier.iscell_threshold(params), F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
         correlation_image=corr, engine=engine, C=C, features=feats,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
@@ -283,6 +283,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
                   "spatial_scale": s["detection"]["sparsery_settings"]["spatial_scale"],
                   "max_overlap": s["detection"]["max_overlap"],
                   "min_area_2p": float(params["min_area_2p"]) if modality == "2p" else None,
+                  "iscell_threshold": classifier.iscell_threshold(params),
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )
