@@ -1,4 +1,4 @@
-"""`interbrain` command line: simulate, init, validate, run, report, info, params."""
+"""`interbrain` command line: simulate, init, validate, run, report, info, params, train-classifier."""
 from __future__ import annotations
 
 import argparse
@@ -94,6 +94,64 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def training_rois(result: str | Path):
+    """(features {name: (n,)}, is_cell (n,) bool) of every ROI of both animals in a result folder.
+
+    Labels: is_cell after curation (the celltypes stage's copy, which applies OUT/curation.csv,
+    with any edits made since applied too).
+    """
+    import numpy as np
+    import pipeline
+    from pipeline.imaging.extraction.classifier import FEATURES
+    from pipeline.napari_plugin import curation
+    from pipeline.core.animals import ANIMALS
+    result = Path(result)
+    tree = pipeline.load(result)
+    cur = result / curation.CURATION_FILE
+    edits = curation.read_curation(cur) if cur.is_file() else []
+    feats, labels = {k: [] for k in FEATURES}, []
+    for a in ANIMALS:
+        try:
+            rois = tree[f"/{a}/rois"].to_dataset()
+        except KeyError:
+            continue
+        missing = [k for k in FEATURES if k not in rois]
+        if missing:
+            raise ValueError(f"{result}: /{a}/rois has no classifier inputs {missing}; rerun its extraction stage "
+                             "(interbrain run --force --stages extraction)")
+        is_cell = rois["is_cell"].values.astype(bool)
+        try:
+            ct = tree[f"/{a}/celltypes"].to_dataset()
+            if "is_cell" in ct and ct.sizes.get("neuron") == len(is_cell):
+                is_cell = ct["is_cell"].values.astype(bool)
+        except KeyError:
+            pass
+        _, is_cell = curation.apply(edits, a, rois["roi_id"].values, np.array(["unknown"] * len(is_cell), object),
+                                    is_cell)
+        for k in FEATURES:
+            feats[k].append(rois[k].values)
+        labels.append(is_cell)
+    if not labels:
+        raise ValueError(f"{result}: no /A/rois or /B/rois group; expected an interbrain result folder")
+    return {k: np.concatenate(v) for k, v in feats.items()}, np.concatenate(labels)
+
+
+def _cmd_train_classifier(args) -> int:
+    import numpy as np
+    from pipeline.imaging.extraction.classifier import FEATURES, train
+    feats, labels = {k: [] for k in FEATURES}, []
+    for r in args.results:
+        f, y = training_rois(r)
+        for k in FEATURES:
+            feats[k].append(f[k])
+        labels.append(y)
+        print(f"{r}: {len(y)} ROIs, {int(y.sum())} cells")
+    y = np.concatenate(labels)
+    out = train({k: np.concatenate(v) for k, v in feats.items()}, y, args.out)
+    print(f"wrote {out} ({len(y)} ROIs, {int(y.sum())} cells); use it with [extraction] classifier_file = \"{out}\"")
+    return 0
+
+
 def _cmd_batch(args) -> int:
     from pipeline.batch import run_batch
     stages = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
@@ -169,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--stages", default=None, help="comma-separated stages (default: all)")
     q.add_argument("--summary", default=None, help="summary CSV (default: OUT_ROOT/batch_summary.csv)")
     q.set_defaults(func=_cmd_batch)
+
+    q = sub.add_parser("train-classifier", help="write a cell classifier file from curated result folders")
+    q.add_argument("results", nargs="+", help="result folders; labels are is_cell after napari curation")
+    q.add_argument("--out", required=True, help="classifier file to write (.npy), for [extraction] classifier_file")
+    q.set_defaults(func=_cmd_train_classifier)
 
     from pipeline.study.table import add_study_parser
     add_study_parser(sub)

@@ -57,6 +57,22 @@ def test_tiff_written_page_by_page(tmp_path, frames):
     np.testing.assert_array_equal(m[4:19], frames[4:19])
 
 
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_bigtiff_written_in_blocks_reads_pages_as_frames(tmp_path, contiguous):
+    # as rigs write long movies: one TiffWriter.write per block of frames, the last block short;
+    # tifffile reports one (blocks, frames, y, x) series (contiguous) or one series per block
+    frames = np.random.default_rng(1).integers(0, 4000, (1100, 6, 5)).astype(np.uint16)
+    p = tmp_path / "blocks.tif"
+    with tifffile.TiffWriter(p, bigtiff=True) as w:
+        for i in range(0, 1000, 500):
+            w.write(frames[i:i + 500], contiguous=contiguous)
+        w.write(frames[1000:], contiguous=False)
+    with open_movie(p) as m:
+        assert m.shape == frames.shape
+        np.testing.assert_array_equal(m[490:510], frames[490:510])      # across a block boundary
+        np.testing.assert_array_equal(np.concatenate([c for _, c in m.iter_chunks(300)]), frames)
+
+
 def test_folder_of_tiffs_sorted_naturally_and_spanning_reads(tmp_path, frames):
     d = tmp_path / "tifs"
     d.mkdir()
@@ -160,9 +176,13 @@ def test_truncated_tiff_is_detected_at_open(tmp_path, frames, kw):
 
 
 def test_wrong_dims_and_dtype(tmp_path):
-    tifffile.imwrite(tmp_path / "4d.tif", np.zeros((3, 2, 8, 8), np.uint16))
+    # pages that interleave channels (ImageJ hyperstack, OME) are not frames: split them first
+    tifffile.imwrite(tmp_path / "4d.tif", np.zeros((3, 2, 8, 8), np.uint16), imagej=True, metadata={"axes": "TCYX"})
     with pytest.raises(MovieError, match=r"4d\.tif.*4 dims.*expected a 3D \(frames, y, x\)"):
         open_movie(tmp_path / "4d.tif")
+    tifffile.imwrite(tmp_path / "4d.ome.tif", np.zeros((3, 2, 8, 8), np.uint16), metadata={"axes": "TZYX"})
+    with pytest.raises(MovieError, match=r"4d\.ome\.tif.*4 dims.*expected a 3D \(frames, y, x\)"):
+        open_movie(tmp_path / "4d.ome.tif")
     tifffile.imwrite(tmp_path / "cx.tif", np.zeros((3, 8, 8), np.complex64))
     with pytest.raises(MovieError, match=r"cx\.tif: unsupported pixel type complex64"):
         open_movie(tmp_path / "cx.tif")

@@ -166,9 +166,9 @@ class TiffMovie(Movie):
                 raise MovieError(f"{path}: not a readable TIFF file ({type(exc).__name__}: {exc})") from None
             try:
                 series = tf.series[0]
-                pagewise = self._one_image_per_series(tf)
-                if pagewise:   # e.g. frames appended one write at a time: every page is a frame
-                    shape = (len(tf.pages), *series.shape)
+                pagewise = self._pages_are_frames(tf)
+                if pagewise:   # frames written in blocks or one page at a time: every page is a frame
+                    shape = (len(tf.pages), *series.shape[-2:])
                 else:
                     shape = series.shape
                     if len(shape) == 3 and shape[-1] in (3, 4) and series.axes.endswith("S"):
@@ -194,9 +194,27 @@ class TiffMovie(Movie):
         self._finish_index()
 
     @staticmethod
-    def _one_image_per_series(tf) -> bool:
+    def _pages_are_frames(tf) -> bool:
+        """True when the pages are the frames in order, though series 0 alone is not a (T, Y, X) movie.
+
+        Rigs and tifffile's TiffWriter write long movies in blocks (one `write` call per block of
+        frames): tifffile then reports several series, or one series of shape (blocks, frames, Y, X)
+        with axes of unknown meaning ('Q'). Every page is one 2-D frame of the same shape and dtype,
+        so the pages are read as frames in order (as suite2p does). Files whose axes name channels,
+        planes or samples (ScanImage, ImageJ hyperstacks, OME, RGB) are not: their pages interleave
+        channels/planes, which need splitting first.
+        """
         s = tf.series
-        return len(s) > 1 and all(len(x.shape) == 2 and x.shape == s[0].shape and x.dtype == s[0].dtype for x in s)
+        if len(s) == 1 and len(s[0].shape) <= 3:
+            return False   # already (T, Y, X) or one frame
+        if tf.is_scanimage or tf.is_imagej or tf.is_ome:
+            return False
+        first = s[0]
+        if not all(len(x.shape) >= 2 and x.shape[-2:] == first.shape[-2:] and x.dtype == first.dtype
+                   and set(x.axes[:-2]) <= set("QTI") and x.axes[-2:] == "YX" for x in s):
+            return False
+        # every page belongs to exactly one frame (no thumbnails or pyramid levels besides the frames)
+        return sum(int(np.prod(x.shape[:-2])) for x in s) == len(tf.pages)
 
     @staticmethod
     def _check_complete(tf, series, path: str, pagewise: bool) -> None:

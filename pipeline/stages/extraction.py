@@ -52,6 +52,8 @@ def rois_dataset(e: ExtractionResult) -> xr.Dataset:
             "centroid_x": ("neuron", e.centroid[:, 1], {"units": "px"}),
             "iscell_prob": ("neuron", e.iscell_prob, {"description": "suite2p built-in classifier probability"}),
             "is_cell": ("neuron", e.is_cell),
+            **{k: ("neuron", np.asarray(v, np.float32), {"description": "classifier input (suite2p ROI statistic)"})
+               for k, v in e.features.items()},
             "mean_image": (("y", "x"), e.mean_image, {"units": "raw"}),
             "correlation_image": (("y", "x"), e.correlation_image),
         },
@@ -89,7 +91,9 @@ def _trace_attrs(engine: str, params: dict) -> dict:
               "animal.nwb_plane"))
 def run(ctx):
     tree = ctx.upstream()
-    p = ctx.params["extraction"]
+    p = dict(ctx.params["extraction"])
+    if p.get("classifier_file"):   # a lab's classifier file, relative to the session file
+        p["classifier_file"] = str((ctx.session.root / p["classifier_file"]).resolve())
     work = orchestrate.stage_dir(ctx.out, "motion") / "work"
     groups = {}
     for a in ANIMALS:
@@ -114,7 +118,7 @@ def run(ctx):
         if e.n_rois == 0:
             ctx.warn(f"animal {a}: no ROIs found")
         elif not e.is_cell.any():
-            ctx.warn(f"animal {a}: no ROI passed iscell_threshold = {p['iscell_threshold']}")
+            ctx.warn(f"animal {a}: no ROI passed iscell_threshold = {e.settings.get('iscell_threshold')}")
         groups[f"/{a}/rois"] = rois_dataset(e)
         groups[f"/{a}/traces"] = traces_dataset(e, times, p)
     return xr.DataTree.from_dict(groups)

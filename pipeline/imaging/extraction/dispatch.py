@@ -42,6 +42,35 @@ def _by_modality(params: dict, name: str, modality: str) -> float:
     return float(DEFAULTS_BY_MODALITY[modality][name] if v is None else v)
 
 
+def spatial_scale(diameter: float, override: int | None = None) -> int:
+    """sparsery's spatial scale for cells of `diameter` px: the largest whose template (3 x 2^scale px:
+    6, 12, 24, 48) is no wider than the cell, 1 + floor(log2(diameter / 6)), clamped to 1..4.
+
+    A template wider than the cell sums it with its surround. On the real 2p movie (cells 9-10 px,
+    diameter 10) scale 1 found 2.6 times the labelled cells that scale 2 found, and suite2p's own
+    estimate there found as many ROIs as scale 1 (docs/imaging.md); rounding log2 had given scale 2.
+    """
+    if override:
+        return int(override)
+    return int(np.clip(1 + np.floor(np.log2(max(diameter, 1.0) / 6.0)), 1, 4))
+
+
+def detection_bin(n_frames: int, fs: float, params: dict, modality: str) -> int:
+    """Frames per bin of the detection movie.
+
+    2p: suite2p's rule, round(tau x fs) frames (a bin as long as one transient's decay: averaging
+    within it keeps the transient and cuts the noise by sqrt(bin)), raised where needed so the
+    binned movie holds at most `max_binned_frames` frames (memory). On the real 2p movie
+    (docs/imaging.md) the earlier rule below, which kept >= 300 bins, halved the bin and the F1.
+    1p: min(round(tau x fs), n_frames // 300) (>= 300 bins on short movies), as tuned on the
+    simulator's 1p sessions (no real 1p movie to check it on yet).
+    """
+    bin_tau = max(1, int(round(params["tau"] * fs)))
+    if modality == "1p":
+        bin_tau = min(bin_tau, max(1, n_frames // 300))
+    return int(max(1, int(np.ceil(n_frames / params["max_binned_frames"])), bin_tau))
+
+
 def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> dict:
     """suite2p settings with ours merged in per nested section (suite2p merges only one level)."""
     import suite2p
@@ -52,10 +81,7 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
     s["fs"] = float(fs)
     det = dict(s["detection"])
     det["nbins"] = int(params["max_binned_frames"])
-    # bin so the binned movie never exceeds max_binned_frames (suite2p would otherwise subsample batches)
-    # suite2p bins by tau * fs; short movies keep >= 300 bins so detection has enough samples
-    bin_tau = min(round(params["tau"] * fs), max(1, n_frames // 300))
-    det["bin_size"] = int(max(1, int(np.ceil(n_frames / params["max_binned_frames"])), bin_tau))
+    det["bin_size"] = detection_bin(n_frames, fs, params, modality)
     det["sparsery_settings"] = dict(det["sparsery_settings"])
     det["algorithm"] = "sparsery"
     det["threshold_scaling"] = float(params["threshold_scaling"])
@@ -64,7 +90,7 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
     # suite2p's estimate: that takes the most common scale among the 50 brightest maxima of its multi-scale maps,
     # and beyond the coarsest grid's outer nodes (frame edges) those maps are flat, so one plateau casts dozens
     # of tied votes; on a 64 x 64 frame they outvoted the cells, the threshold quadrupled and no ROI was found
-    det["sparsery_settings"]["spatial_scale"] = int(np.clip(1 + np.round(np.log2(d / 6.0)), 1, 4))
+    det["sparsery_settings"]["spatial_scale"] = spatial_scale(d, params.get("spatial_scale"))
     if modality == "1p":
         # sourcery (model-based, with a neuropil basis) fits the large blurry 1p somata better than
         # sparsery on the simulator (docs/imaging.md)
@@ -127,6 +153,24 @@ def _detect_suite2p(f_reg, mov, s, device, binary_path, yr, xr):
     return stat, det_out
 
 
+def drop_fragments(stat: np.ndarray, min_npix: float) -> np.ndarray:
+    """ROIs of at least `min_npix` pixels, with suite2p's npix_norm recomputed over the ROIs kept.
+
+    On real 2p data sparsery returns many ROIs a third of a cell across (dendrites, parts of
+    somata, noise): on the neurofinder movie they were most ROIs and few matched a labelled cell
+    (docs/imaging.md). They also set the scale of suite2p's npix_norm (soma pixels over the median
+    of the first 100 ROIs), so the built-in classifier called the real, larger cells oversized.
+    """
+    keep = np.array([len(st["ypix"]) >= min_npix for st in stat], bool)
+    stat = stat[keep]
+    if len(stat):
+        soma = np.array([float(st["npix_soma"]) for st in stat])
+        norm = np.median(soma[:100]) + 1e-10    # suite2p's normaliser (roi_stats, median=False)
+        for st, n in zip(stat, soma):
+            st["npix_norm"] = n / norm
+    return stat
+
+
 def _detect_seeded(mov, s, params, y0, x0, Ly, Lx):
     """pipeline.imaging.extraction.seeded detection on the cropped binned movie, ROIs in frame coordinates + suite2p stats."""
     from suite2p.detection.stats import roi_stats
@@ -161,7 +205,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         return extract_minian(binary_path, shape, fs, params, bad_frame=bad_frame, valid_yx=valid_yx, scale=scale,
                               mean_image=mean_image)
     from suite2p import extraction as s2p_extraction
-    from suite2p import classification
+    from pipeline.imaging.extraction import classifier
     device = device or torch_device()
     T, Ly, Lx = shape
     s = suite2p_settings(params, modality, fs, T)
@@ -190,6 +234,8 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
             # sourcery also returns background patches many cells wide; a soma covers ~pi (d/2)^2 px
             max_npix = float(params["max_area_1p"]) * np.pi * (float(params["diameter"]) / 2) ** 2
             stat = stat[np.array([len(st["ypix"]) <= max_npix for st in stat], bool)]
+        if modality == "2p" and len(stat):
+            stat = drop_fragments(stat, float(params["min_area_2p"]) * np.pi * (float(params["diameter"]) / 2) ** 2)
     del mov
     N = len(stat)
     if N:
@@ -201,11 +247,12 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         sk, sd = skew(Fc, axis=1), Fc.std(axis=1)
         for k, st in enumerate(stat):
             st["snr"], st["skew"], st["std"] = snr[k], sk[k], sd[k]
-        iscell = classification.classify(stat=stat, classfile=classification.builtin_classfile)
-        prob = iscell[:, 1].astype(np.float32)
+        feats = classifier.features(stat)
+        prob = classifier.classify(stat, params.get("classifier_file") or None)
     else:
         F = Fneu = Fc = np.zeros((0, T), np.float32)
         prob = np.zeros(0, np.float32)
+        feats = {k: np.zeros(0) for k in classifier.FEATURES}
     f_reg.close()
     dff = traces.dff(Fc, F, fs, params["baseline_window_s"], params["baseline_percentile"])
     spikes = traces.deconvolve(Fc, fs, params["tau"], params["baseline_window_s"], params["baseline_percentile"])
@@ -228,13 +275,15 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     return ExtractionResult(
         pix_neuron=pn.astype(np.int32), pix_y=py.astype(np.int32), pix_x=px.astype(np.int32),
         pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
-        is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
+        is_cell=prob >= classifier.iscell_threshold(params), F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
-        correlation_image=corr, engine=engine, C=C,
+        correlation_image=corr, engine=engine, C=C, features=feats,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
                   "highpass_neuropil": s["detection"]["sparsery_settings"]["highpass_neuropil"],
                   "spatial_scale": s["detection"]["sparsery_settings"]["spatial_scale"],
                   "max_overlap": s["detection"]["max_overlap"],
+                  "min_area_2p": float(params["min_area_2p"]) if modality == "2p" else None,
+                  "iscell_threshold": classifier.iscell_threshold(params),
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )

@@ -342,7 +342,7 @@ def extract_minian(binary_path: str, shape: tuple[int, int, int], fs: float, par
     return ExtractionResult(
         pix_neuron=cat(pn, np.int32), pix_y=cat(py, np.int32), pix_x=cat(px, np.int32),
         pix_weight=cat(pw, np.float32), centroid=np.array(cen, np.float32).reshape(N, 2), iscell_prob=prob,
-        is_cell=prob >= params["iscell_threshold"], F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
+        is_cell=prob >= (params.get("iscell_threshold") or 0.0), F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
         correlation_image=r.correlation_image, engine="minian", settings=st, C=Fc)
 

@@ -26,6 +26,7 @@ class ExtractionResult:
     mean_image: np.ndarray     # (Y, X)
     correlation_image: np.ndarray   # (Y, X)
     engine: str = "suite2p"
+    features: dict = field(default_factory=dict)   # {name: (N,)} classifier inputs (classifier.FEATURES)
     settings: dict = field(default_factory=dict)
 
     @property
