@@ -263,8 +263,8 @@ def test_train_classifier_from_curated_session_and_use_it(run2p, tmp_path):
 @pytest.mark.slow
 def test_real_2p_movie_detection_beats_suite2p_direct(tmp_path):
     """neurofinder 00.00 top-left (600 x 256 x 256 px, 106 labelled cells), motion + extraction with defaults,
-    diameter 10, fs 7; neurofinder's 5 px greedy centroid rule. The bars are suite2p.run_s2p's own F1 with
-    its defaults on this movie, rounded up (benchmarks/bench_real_detection.py measures both; docs/imaging.md)."""
+    diameter 10, fs 7; neurofinder's 5 px greedy centroid rule. The bars lie above suite2p.run_s2p's own F1 with
+    its defaults on this movie (benchmarks/bench_real_detection.py measures both; docs/imaging.md)."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
