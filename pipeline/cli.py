@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out-root", default=None, help="write each result to OUT_ROOT/<session name> (names must be "
                    "unique folder names; default: each session's output_dir)")
     q.add_argument("--stages", default=None, help="comma-separated stages (default: all)")
-    q.add_argument("--summary", default=None, help="summary CSV (default: OUT_ROOT/batch_summary.csv)")
+    q.add_argument("--summary", default=None, help="summary CSV, one row per session and one column per stage, "
+                   "written even when every session fails (default: OUT_ROOT/batch_summary.csv)")
     q.set_defaults(func=_cmd_batch)
 
     from pipeline.study.table import add_study_parser
