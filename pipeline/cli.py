@@ -153,13 +153,13 @@ def _cmd_train_classifier(args) -> int:
 
 
 def _cmd_batch(args) -> int:
-    from pipeline.batch import run_batch
+    from pipeline.batch import SUMMARY_COLUMNS, run_batch
     stages = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
     summary = Path(args.summary) if args.summary else Path(args.out_root or ".") / "batch_summary.csv"
     table = run_batch(args.sessions, scheduler=args.scheduler, workers=args.workers, out_root=args.out_root,
                       stages=stages, summary_path=summary)
-    print(table.drop(columns="traceback").to_string(index=False))
-    print(f"summary: {summary}")
+    print(table[SUMMARY_COLUMNS].to_string(index=False))
+    print(f"summary: {summary.resolve()} (one column per stage: ran, up to date, skipped, failed)")
     return 0 if (table["status"].str.startswith("ok")).all() else 1
 
 
@@ -223,9 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("sessions", nargs="+", help="session TOML files")
     q.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
     q.add_argument("--workers", type=int, default=2, help="local workers (single-threaded each) when no --scheduler")
-    q.add_argument("--out-root", default=None, help="write each result to OUT_ROOT/<session name>")
+    q.add_argument("--out-root", default=None, help="write each result to OUT_ROOT/<session name> (names must be "
+                   "unique folder names; default: each session's output_dir)")
     q.add_argument("--stages", default=None, help="comma-separated stages (default: all)")
-    q.add_argument("--summary", default=None, help="summary CSV (default: OUT_ROOT/batch_summary.csv)")
+    q.add_argument("--summary", default=None, help="summary CSV, one row per session and one column per stage, "
+                   "written even when every session fails (default: OUT_ROOT/batch_summary.csv)")
     q.set_defaults(func=_cmd_batch)
 
     q = sub.add_parser("train-classifier", help="write a cell classifier file from curated result folders")

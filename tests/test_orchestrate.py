@@ -108,6 +108,41 @@ def test_recover_after_kill_between_renames(tmp_path):
     assert not [p for p in sdir.iterdir() if p.name.startswith((".tmp", ".old"))]
 
 
+def test_running_one_stage_keeps_another_stages_work_in_progress(tmp_path):
+    """A batch runs independent stages of one session side by side: a stage's start must not
+    delete the temporary folder (or mid-commit result) of another stage being written."""
+    s = _session(tmp_path)
+    out = tmp_path / "out"
+    reg = _registry()
+    orchestrate.run(s, out, registry=reg, show_progress=False)
+    sdir = out / "stages"
+    other = sdir / ".tmp-first-inflight"
+    other.mkdir()
+    (other / "result.nc").write_bytes(b"being written")
+    os.replace(sdir / "first", sdir / ".old-first")   # `first` is between the two renames of its commit
+    (sdir / ".tmp-second-killed").mkdir()              # a killed run of `second` left this
+    orchestrate._recover(out, ["second"])
+    assert (other / "result.nc").read_bytes() == b"being written"
+    assert (sdir / ".old-first").is_dir() and not (sdir / "first").exists()
+    assert not (sdir / ".tmp-second-killed").exists()
+    # once `first` runs (or recovers) itself, its own leftovers are handled
+    orchestrate._recover(out, ["first"])
+    assert (sdir / "first/result.nc").is_file()
+    assert not [p for p in sdir.iterdir() if p.name.startswith((".tmp", ".old"))]
+
+
+def test_stage_run_recovers_only_its_own_leftovers(tmp_path):
+    s = _session(tmp_path)
+    out = tmp_path / "out"
+    reg = _registry()
+    orchestrate.run(s, out, registry=reg, show_progress=False)
+    sdir = out / "stages"
+    (sdir / ".tmp-first-inflight").mkdir()
+    (sdir / ".tmp-second-killed").mkdir()
+    assert orchestrate.run(s, out, only=["second"], registry=reg, show_progress=False) == {"second": "up to date"}
+    assert (sdir / ".tmp-first-inflight").is_dir() and not (sdir / ".tmp-second-killed").exists()
+
+
 def test_raw_inputs_opened_read_only_and_unchanged(tmp_path):
     s = _session(tmp_path)
     raw = tmp_path / "A/movie.tif"

@@ -176,20 +176,30 @@ def read_record(out: Path, name: str) -> dict | None:
         return None
 
 
-def _recover(out: Path) -> None:
-    """Undo the effects of a run killed between the two renames of a commit, and drop temp folders."""
+def _recover(out: Path, stages: Iterable[str] | None = None) -> None:
+    """Undo the effects of a run of `stages` (None: every stage) killed mid-commit; drop their temp folders.
+
+    Only each named stage's own `.tmp-<stage>-*` and `.old-<stage>` are touched: in a batch, other
+    stages of the same session may be running (or committing) at the same time in other processes.
+    """
     sdir = Path(out) / "stages"
     if not sdir.is_dir():
         return
+    wanted = None if stages is None else set(stages)
     for p in sdir.iterdir():
         if p.name.startswith(".old-"):
             name = p.name[len(".old-"):]
+            if wanted is not None and name not in wanted:
+                continue
             if not (sdir / name).exists():
                 p.rename(sdir / name)   # the new result never landed: keep the previous one
             else:
                 shutil.rmtree(p, ignore_errors=True)
         elif p.name.startswith(".tmp-"):
-            shutil.rmtree(p, ignore_errors=True)
+            # mkdtemp names them .tmp-<stage>-<random>; stage names hold no '-'
+            name = p.name[len(".tmp-"):].rsplit("-", 1)[0]
+            if wanted is None or name in wanted:
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def _commit(tmp: Path, final: Path) -> None:
@@ -338,12 +348,12 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         raise RuntimeError("no stages registered: import pipeline.stages (or call pipeline.stages.run)")
     out = Path(out or session.output_dir)
     (out / "stages").mkdir(parents=True, exist_ok=True)
-    _recover(out)
     names = order(stages)
     selected = set(names) if not only else set(only)
     unknown = selected - set(names)
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {names}")
+    _recover(out, selected)   # only the stages this run may write (batch runs stages side by side)
     forced = selected if force else set()
     hashes = _HashCache(out)
     fps: dict[str, str] = {}
