@@ -5,7 +5,7 @@ dask scheduler and workers started here -> change one annotation setting and `ba
 the stages that read it, and their downstream, rerun) -> `study` -> `report`.
 
 The journey runs once (module fixture) and records what each command did; the tests below check it,
-so a known gap in one step is a strict xfail without hiding the others.
+so a failure in one step does not hide the others.
 """
 from __future__ import annotations
 
@@ -134,8 +134,6 @@ def test_simulate_validate_and_batch_with_defaults(journey):
     assert {e[0] for e in before} == {"A", "B"}, before
 
 
-@pytest.mark.xfail(strict=True, reason="branch resume (issue 17 item 1) puts [[annotations]] in the stage "
-                   "fingerprints; until then a changed annotation setting leaves every stage 'up to date'")
 def test_annotation_change_reruns_exactly_the_stages_that_read_it(journey):
     assert journey["rerun"].returncode == 0, _ok(journey["rerun"])
     from pipeline import stages
@@ -151,17 +149,8 @@ def test_annotation_change_reruns_exactly_the_stages_that_read_it(journey):
     assert after == {({"A": "B", "B": "A"}[a], b, t0, t1) for a, b, t0, t1 in before}
 
 
-class StudyIndexError(Exception):
-    """The known failure of issue 17 item 3 (and only it)."""
-
-
-@pytest.mark.xfail(strict=True, raises=StudyIndexError, reason="branch resume fixes the IndexError of "
-                   "`interbrain study` in pair_rows on results made with [subspace] by_cell_type = true, "
-                   "the default (issue 17 item 3)")
 def test_study_on_results_made_with_defaults(journey):
     r = journey["study"]
-    if r.returncode != 0 and "IndexError" in r.stderr + r.stdout:
-        raise StudyIndexError(r.stderr[-2000:])
     assert r.returncode == 0, _ok(r)
     out = journey["study_out"]
     with open(out / "table.csv", newline="") as fh:
