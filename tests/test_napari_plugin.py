@@ -368,3 +368,54 @@ def test_realistic_size_result_in_napari(make_napari_viewer, tmp_path):
     np.testing.assert_allclose(w.dff_line.get_ydata(), truth["B"]["dff"][321])
     print(f"open + dock widget {t_open:.1f} s, select one ROI {t_select * 1000:.0f} ms")
     assert t_select < 2.0
+
+
+# --------------------------------------------------------------------------- opening without plugin=
+def test_reader_patterns_claim_the_result_not_every_file(make_napari_viewer, result, tmp_path):
+    """npe2 offers our reader for RESULT/interbrain.json alone, and no longer for every file ("*")."""
+    from napari.plugins import _npe2
+    out, _ = result
+    make_napari_viewer()                                    # initialises the plugin manager
+    assert list(_npe2.get_readers(str(out / "interbrain.json"))) == ["interbrain"]
+    (tmp_path / "movie.tif").write_bytes(b"")
+    assert "interbrain" not in _npe2.get_readers(str(tmp_path / "movie.tif"))
+    assert "interbrain" in _npe2.get_readers(str(out))     # folders: every reader that accepts folders
+
+
+@pytest.mark.gui
+def test_open_result_without_plugin_argument(make_napari_viewer, result):
+    """`napari RESULT/interbrain.json` (the CLI's path: plugin=None) and `interbrain view RESULT`."""
+    out, truth = result
+    viewer = make_napari_viewer()
+    viewer._window._qt_viewer._qt_open([str(out / "interbrain.json")], stack=False, plugin=None)
+    np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth["B"]["labels"])
+    from pipeline.napari_plugin import view
+    viewer2 = make_napari_viewer()
+    _, w = view(out, viewer2)
+    assert [lyr.name for lyr in viewer2.layers][:3] == ["A: mean image", "A: correlation image", "A: ROIs"]
+    assert w.out == out and (w.animal, w.index) == ("A", 0)
+
+
+def test_view_command_names_a_folder_that_is_not_a_result(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipeline", "view", str(tmp_path)], capture_output=True, text=True,
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(tmp_path) in r.stderr and "interbrain.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.gui
+def test_selected_roi_is_outlined_and_centred(make_napari_viewer, result):
+    out, truth = result
+    viewer = make_napari_viewer()
+    _open(viewer, out)
+    w = _widget(viewer)
+    w.animal_box.setCurrentText("B")
+    w.roi_list.setCurrentRow(3)                              # "ROI 5" of B, chosen in the list
+    sel = viewer.layers["selected ROI"]
+    rois = viewer.layers["B: ROIs"]
+    np.testing.assert_array_equal(sel.data > 0, truth["B"]["labels"] == 4)
+    assert sel.visible and sel.contour > 0 and tuple(sel.translate) == tuple(rois.translate)
+    cy, cx = ANIMALS["B"]["centre"][3]
+    centre = viewer.camera.center[-2:]
+    assert abs(centre[0] - cy) < 2 and abs(centre[1] - (cx + rois.translate[1])) < 2
+    assert viewer.layers.selection.active is rois or w.index == 3

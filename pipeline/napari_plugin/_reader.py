@@ -225,13 +225,16 @@ def result_layers(out: str | Path) -> list[tuple]:
 
 
 def get_reader(path):
-    """npe2 reader command: a function for an interbrain result folder, None for anything else.
+    """npe2 reader command: a function for an interbrain result folder (or its interbrain.json),
+    None for anything else.
 
     A folder with interbrain.json of an unsupported format version, or an
     interbrain session / unfinished result folder, is claimed with a clear
     message in the viewer (and no layers) instead of a traceback.
     """
     path = _one_path(path)
+    if path is not None and Path(path).name == ROOT_FILE and os.path.isfile(path):
+        path = str(Path(path).parent)         # `napari RESULT/interbrain.json` opens the folder
     if path is None or not os.path.isdir(path):
         return None
     folder = Path(path)
@@ -240,7 +243,7 @@ def get_reader(path):
             read_root(folder)
         except NotAResultError as exc:
             return _claim_with_error(str(exc))
-        return read_result
+        return lambda _p: read_result(str(folder))
     hint = _looks_like_interbrain(folder)
     return _claim_with_error(hint) if hint else None
 

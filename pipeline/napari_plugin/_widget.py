@@ -26,6 +26,7 @@ from pipeline.napari_plugin import curation
 from pipeline.napari_plugin._reader import (ANIMALS, NOT_CELL_COLOR, TYPE_COLORS, group, movie_layer, roi_colormap, roi_table)
 
 BG, FG = "#262930", "#d6d6d6"
+SELECTION_COLOR = (0.0, 0.85, 1.0, 1.0)   # outline of the selected ROI (cyan, like the time cursor)
 TASK_EVENTS = {"port_entry", "port_exit", "poke", "poke_coordinated", "poke_uncoordinated", "hold",
                "partner_arrival", "reward", "at_port"}
 BEHAVIOR_COLORS = ["#4c9be8", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
@@ -245,7 +246,38 @@ class RoiInspector(QWidget):
         layer = self.roi_layers().get(animal)
         if layer is not None and index is not None:
             layer.selected_label = index + 1
+        self._show_selection(layer, index)
         self._plot()
+
+    def _show_selection(self, layer, index: int | None):
+        """Outline the selected ROI on the image (layer "selected ROI") and centre the view on it.
+
+        With hundreds of ROIs the colour fill alone does not tell the user which one "ROI 321" is.
+        """
+        sel = next((lyr for lyr in self.viewer.layers
+                    if lyr.metadata.get("interbrain", {}).get("kind") == "selection"), None)
+        if layer is None or index is None:
+            if sel is not None:
+                sel.visible = False
+            return
+        mask = np.asarray(layer.data) == index + 1
+        data = mask.astype(np.int32)
+        tr = tuple(layer.translate)
+        if sel is None:
+            from napari.utils.colormaps import DirectLabelColormap
+            cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: SELECTION_COLOR})
+            sel = self.viewer.add_labels(data, name="selected ROI", translate=tr, colormap=cmap, opacity=1.0,
+                                         metadata={"interbrain": {"kind": "selection", "result": str(self.out)}})
+            sel.contour = 1
+            self.viewer.layers.selection.active = layer      # keep the ROI layer active for clicks
+        else:
+            sel.data, sel.translate, sel.visible = data, tr, True
+        if mask.any():
+            yy, xx = np.nonzero(mask)
+            centre = (float(yy.mean()) + tr[-2], float(xx.mean()) + tr[-1])
+            if self.viewer.dims.ndisplay == 2:
+                cam = self.viewer.camera.center
+                self.viewer.camera.center = tuple(cam[:-2]) + centre if len(cam) > 2 else centre
 
     def _fill_list(self):
         self.roi_list.blockSignals(True)
