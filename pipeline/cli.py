@@ -57,7 +57,12 @@ def _cmd_run(args) -> int:
     print(f"result: {out}")
     if not args.no_report:
         from pipeline.report import write_report
-        print(f"report: {write_report(out, fmt=s.params['report']['format'], dpi=s.params['report']['dpi'])}")
+        from pipeline.report import truth_text
+        path = write_report(out, fmt=s.params['report']['format'], dpi=s.params['report']['dpi'])
+        text = truth_text(out)
+        if text:
+            print(text)
+        print(f"report: {path}")
     return 0
 
 
@@ -74,7 +79,11 @@ def _cmd_batch(args) -> int:
 
 def _cmd_report(args) -> int:
     from pipeline.report import write_report
+    from pipeline.report import truth_text
     path = write_report(args.result)
+    text = truth_text(args.result)
+    if text:
+        print(text)
     print(f"report: {path}")
     return 0
 

@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from pipeline.core import dataset  # noqa: E402
-from pipeline.core.animals import ANIMALS
+from pipeline.core.animals import ANIMALS  # noqa: E402
+from pipeline.report import truth as truth_mod  # noqa: E402
 
 TYPE_COLOURS = {"GABAergic": "#d62728", "glutamatergic": "#1f77b4", "unknown": "#7f7f7f"}
 
@@ -347,6 +348,36 @@ def _decoding(r: _Report, tree):
         r.note("Not decoded (not enough bouts): " + "; ".join(f"{a}: {v}" for a, v in skipped))
 
 
+def _truth(r: _Report, out: Path, meta: dict, tree) -> dict | None:
+    """'Truth versus recovered' section when the session has simulator ground truth (see truth.py)."""
+    path = truth_mod.truth_path(out, meta)
+    if path is None:
+        return None
+    r.section("Truth versus recovered")
+    c = truth_mod.compare(tree, truth_mod.load_truth_file(path))
+    head = "".join(f"<th>{a['animal']}</th>" for a in c["animals"])
+    rows = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(fmt(a))}</td>" for a in c["animals"])
+                   + "</tr>" for label, fmt in truth_mod.ROWS)
+    r.html(f"<p>Scored against the planted ground truth in <code>{html.escape(str(path))}</code> "
+           f"(simulator preset {html.escape(c['preset'] or '?')}, seed {c['seed']}). ROIs are matched one-to-one "
+           f"by footprint overlap (IoU &ge; {truth_mod.IOU_MIN}).</p>"
+           f"<table><tr><th></th>{head}</tr>{rows}</table>")
+    k = ("the subspace stage has not run" if c["K_found"] is None else f"found K = {c['K_found']}")
+    r.html(f"<p><b>Shared dimensions:</b> planted {c['K_planted']}, {k}.</p>")
+    dataset.atomic_write_text(out / "report" / "truth_vs_recovered.json", truth_mod.as_json(c))
+    return c
+
+
+def truth_text(out: str | Path) -> str | None:
+    """The truth-versus-recovered table as text, when the result's session has simulator ground truth."""
+    out = Path(out)
+    meta = dataset.read_root(out)
+    path = truth_mod.truth_path(out, meta)
+    if path is None:
+        return None
+    return truth_mod.as_text(truth_mod.compare(dataset.load(out), truth_mod.load_truth_file(path)))
+
+
 def _provenance(r: _Report, out: Path):
     r.section("Provenance and warnings")
     rows, warn = [], []
@@ -373,6 +404,10 @@ def write_report(out: str | Path, fmt: str = "png", dpi: int = 100) -> Path:
     meta = dataset.read_root(out)
     tree = dataset.load(out)
     r = _Report(out, fmt, dpi)
+    try:
+        _truth(r, out, meta, tree)
+    except Exception as exc:  # the comparison must not hide the report
+        r.note(f"The truth comparison could not be made: {type(exc).__name__}: {exc}")
     for f in SECTIONS:
         try:
             f(r, tree)
