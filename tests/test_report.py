@@ -73,7 +73,7 @@ def _planted_result(tmp_path):
 
     Found cells: planted somata 0..n-3 (so recall = (n-2)/n) plus two ROIs where no soma is
     (precision = (n-2)/n); traces = planted calcium; the first two matched cells get the wrong
-    cell type, the third "unknown"; encoding flags every planted responsive soma and one silent one.
+    cell type, the third "unknown"; encoding finds every planted response and one where none was planted.
     Returns (result folder, expected scores of A).
     """
     import json as _json
@@ -119,20 +119,21 @@ def _planted_result(tmp_path):
         flip = {"GABAergic": "glutamatergic", "glutamatergic": "GABAergic"}
         found_t[0], found_t[1], found_t[2] = flip[true_t[0]], flip[true_t[1]], "unknown"
         stages["celltypes"][f"/{a}/celltypes"] = xr.Dataset({"cell_type": ("neuron", found_t)})
-        resp = np.abs(g["behavior_response"].values).reshape(n, -1).max(1) > 0
-        silent = np.flatnonzero(~resp[keep])
-        enc = np.array(list(resp[keep]) + [False, False])
-        if len(silent):
-            enc[silent[0]] = True
-        cls = np.where(enc[:, None, None], "activated", "none").repeat(2, 1).repeat(2, 2)
+        # encoding: every planted response found; one extra hit where none was planted
+        beta = np.abs(g["behavior_response"].values) > 0                        # (neuron, behavior, role)
+        hit = np.zeros((M,) + beta.shape[1:], bool)
+        hit[:len(keep)] = beta[keep]
+        quiet = np.argwhere(~beta[keep])
+        hit[tuple(quiet[0])] = True
+        cls = np.where(hit, "activated", "none").astype(object)
         stages["encoding"][f"/encoding/{a}"] = xr.Dataset(
-            {"class": (("neuron", "behavior", "role"), cls.astype(object))},
-            coords={"neuron": np.arange(M), "behavior": ["x", "y"], "role": ["self", "partner"]})
+            {"class": (("neuron", "behavior", "role"), cls)},
+            coords={"neuron": np.arange(M), "behavior": g["behavior"].values, "role": g["role"].values})
         lab = len(keep) - 1
         exp[a] = dict(planted=n, found=M, matched=len(keep), recall=len(keep) / n, precision=len(keep) / M,
                       type_accuracy=(lab - 2) / lab, type_coverage=lab / len(keep), trace_r=1.0,
-                      encoding_recall=1.0 if resp[keep].any() else None,
-                      encoding_false_positive=(1 / len(silent)) if len(silent) else None)
+                      encoding_recall=1.0, encoding_false_positive=1 / len(quiet),
+                      responsive_matched=int(beta[keep].any((1, 2)).sum()))
     for name, groups in stages.items():
         _write(out, name, groups)
     _write(out, "subspace", {"/subspace": xr.Dataset(attrs={"K": 2})})
@@ -180,3 +181,87 @@ def test_cellpose_cpdino_notice_is_silenced():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "CPDINO" not in r.stderr and "other cellpose warnings still show" in r.stderr
+
+
+# --------------------------------------------------------------------------- figures a scientist can read
+class _Capture:
+    """Stands in for the report: keeps each figure (drawn, so text positions are final) by name."""
+
+    def __init__(self):
+        self.figs, self.notes, self.snippets = {}, [], []
+
+    def section(self, title):
+        pass
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def html(self, snippet):
+        self.snippets.append(snippet)
+
+    def figure(self, fig, name, caption=""):
+        fig.canvas.draw()
+        self.figs[name] = fig
+
+
+def test_raster_lanes_readable_and_heatmap_has_colour_bar(demo_result):
+    from pipeline.report import html as H
+    _, out, _, _ = demo_result
+    r = _Capture()
+    H._activity(r, pipeline.load(out))
+    fig = r.figs["activity"]
+    assert any(ax.get_ylabel() == "z-score" for ax in fig.axes)            # the raster's colour bar
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.get_yticklabels() if t.get_text() and ":" in t.get_text()]
+        if len(labels) < 2:
+            continue
+        assert min(t.get_fontsize() for t in labels) >= 8
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.y0)
+        assert all(b1.y0 >= b0.y1 - 0.5 for b0, b1 in zip(boxes, boxes[1:])), "lane labels overlap"
+
+
+def test_k_zero_gets_a_sentence_not_empty_axes(demo_result, tmp_path):
+    import warnings
+    import xarray as xr
+    _, out, _, _ = demo_result
+    copy = tmp_path / "result"
+    shutil.copytree(out, copy)
+    path = copy / "stages" / "subspace" / "result.nc"
+    t = xr.open_datatree(path, engine="h5netcdf").load()
+    t["subspace"].attrs["K"] = 0
+    t.to_netcdf(path.with_suffix(".tmp.nc"), engine="h5netcdf")
+    path.with_suffix(".tmp.nc").replace(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)                   # e.g. "Mean of empty slice"
+        html = write_report(copy).read_text()
+    assert "K = 0: no shared dimension exceeded the surrogate threshold" in html
+    assert "subspace" in _images(html) and "subspace_projection" not in _images(html)
+
+
+def test_encoding_figure_shows_the_null_fraction(demo_result):
+    from pipeline.report import html as H
+    _, out, _, _ = demo_result
+    tree = pipeline.load(out)
+    r = _Capture()
+    H._encoding(r, tree)
+    fig = r.figs["encoding"]
+    for ax, a in zip(fig.axes, "AB"):
+        e = tree[f"encoding/{a}"].to_dataset()
+        want = [H._null_fraction(e, role) for role in e["role"].values]
+        got = [c for c in ax.collections if c.get_gid() == "shift-null"]
+        ys = sorted(round(float(seg[0][1]), 6) for c in got for seg in c.get_segments())
+        assert ys == sorted(round(w, 6) for w in want if np.isfinite(w)), a
+
+
+def test_decoding_condition_labels_are_readable(demo_result):
+    from pipeline.report import html as H
+    _, out, _, _ = demo_result
+    r = _Capture()
+    H._decoding(r, pipeline.load(out))
+    fig = r.figs.get("decoding_conditions")
+    if fig is None:
+        pytest.skip("this result has one decoding condition")
+    ax = fig.axes[0]
+    assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 10
+    assert ax.title.get_fontsize() >= 12 and ax.get_legend().get_texts()[0].get_fontsize() >= 9

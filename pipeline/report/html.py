@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -151,24 +152,41 @@ def _rois(r: _Report, tree):
                + "".join(rows) + "</table>")
 
 
+MAX_LANES = 16
+
+
+def _n_lanes(tree, a: str) -> int:
+    """Behaviour lanes drawn under animal a's raster: (role, behaviour) rows with any bout, at most MAX_LANES."""
+    if not _has(tree, f"{a}/behavior"):
+        return 1
+    b = _ds(tree, f"{a}/behavior")
+    n = sum(int(np.asarray(b[role].values, bool).any(axis=-1).sum()) for role in ("self", "partner") if role in b)
+    return min(MAX_LANES, max(1, n))
+
+
 def _activity(r: _Report, tree):
     r.section("Activity and behaviour")
     have = [a for a in ANIMALS if _has(tree, f"{a}/activity")]
     if not have:
         r.note("The align stage has not run.")
         return
-    fig, axes = plt.subplots(2 * len(have), 1, figsize=(11, 4.2 * len(have)), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1] * len(have)})
+    n_lanes = max([_n_lanes(tree, a) for a in have] + [1])
+    beh_h = max(1.0, 0.22 * n_lanes)                      # ~0.22 in per lane: 9 pt labels do not overlap
+    fig, axes = plt.subplots(2 * len(have), 1, figsize=(11, (3.2 + beh_h) * len(have)), squeeze=False,
+                             gridspec_kw={"height_ratios": [3.2, beh_h] * len(have)})
     for i, a in enumerate(have):
         act = _ds(tree, f"{a}/activity")["activity"]
         z = act.values
-        z = (z - np.nanmean(z, 1, keepdims=True)) / (np.nanstd(z, 1, ddof=1, keepdims=True) + 1e-12)
+        with warnings.catch_warnings():    # a neuron with no valid bin stays NaN (drawn blank), no warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            z = (z - np.nanmean(z, 1, keepdims=True)) / (np.nanstd(z, 1, ddof=1, keepdims=True) + 1e-12)
         ct = act["cell_type"].values if "cell_type" in act.coords else np.array(["unknown"] * z.shape[0])
         order = np.argsort(ct, kind="stable")
         t = act["time"].values
         ax = axes[2 * i, 0]
-        ax.imshow(z[order], aspect="auto", cmap="magma", vmin=-1, vmax=3,
-                  extent=(t[0], t[-1], z.shape[0], 0), interpolation="nearest")
+        im = ax.imshow(z[order], aspect="auto", cmap="magma", vmin=-1, vmax=3,
+                       extent=(t[0], t[-1], z.shape[0], 0), interpolation="nearest")
+        fig.colorbar(im, ax=ax, label="z-score", fraction=0.03, pad=0.01)
         edges = np.flatnonzero(ct[order][1:] != ct[order][:-1]) + 1
         for e in edges:
             ax.axhline(e, color="w", lw=0.8)
@@ -184,11 +202,16 @@ def _activity(r: _Report, tree):
                         v = b[role].values[j].astype(bool)
                         if v.any():
                             lanes.append((f"{role}:{n}", v))
-            for k, (lab, v) in enumerate(lanes[:16]):
+            for k, (lab, v) in enumerate(lanes[:MAX_LANES]):
                 ax.fill_between(b["time"].values, k, k + 0.8, where=v, step="mid",
                                 color="#d62728" if lab.startswith("self") else "#1f77b4")
-            ax.set_yticks(np.arange(len(lanes[:16])) + 0.4, [l for l, _ in lanes[:16]], fontsize=6)
+            ax.set_yticks(np.arange(len(lanes[:MAX_LANES])) + 0.4, [lb for lb, _ in lanes[:MAX_LANES]], fontsize=9)
+            ax.set_ylim(0, max(1, len(lanes[:MAX_LANES])))
             ax.set_xlim(t[0], t[-1])
+            if len(lanes) > MAX_LANES:
+                ax.set_title(f"first {MAX_LANES} of {len(lanes)} behaviour lanes", fontsize=9, loc="left")
+            # same width as the raster above it, whose colour bar takes a slice
+            fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.set_visible(False)
         ax.set(xlabel="time (s, master clock)")
     fig.tight_layout()
     r.figure(fig, "activity", "Raster of z-scored activity per animal with its own (red) and partner's (blue) "
@@ -219,7 +242,13 @@ def _subspace(r: _Report, tree):
             ax.legend(fontsize=7)
     ax = axes[2]
     drew = False
-    if _has(tree, "subspace/by_cell_type"):
+    if K <= 0:
+        # no shared dimension: nothing to split by cell type or project onto; say so instead of empty axes
+        ax.axis("off")
+        ax.text(0.5, 0.5, "K = 0: no dimension above the\nsurrogate threshold, so no shared\nvariance to show",
+                ha="center", va="center", fontsize=11, transform=ax.transAxes)
+        drew = True
+    elif _has(tree, "subspace/by_cell_type"):
         b = _ds(tree, "subspace/by_cell_type")
         var = next((v for v in b.data_vars if "fraction" in v), None)
         if var is not None and "cell_type" in b[var].dims:
@@ -243,6 +272,11 @@ def _subspace(r: _Report, tree):
     fig.tight_layout()
     r.figure(fig, "subspace", "Per-dimension covariance and correlation against the surrogate thresholds; "
                               "shared-variance fraction by cell type (neuron-count matched).")
+    if K <= 0:
+        r.note("K = 0: no shared dimension exceeded the surrogate threshold, so there is no shared-variance "
+               "fraction and no shared-dimension projection to show. Longer recordings or more neurons raise "
+               "the power to detect weak shared signals.")
+        return
     proj = [(a, _ds(tree, f"subspace/{a}")) for a in ANIMALS if _has(tree, f"subspace/{a}")]
     proj = [(a, d[v]) for a, d in proj for v in d.data_vars if v.startswith("projection") and "time" in d[v].dims]
     if proj:
@@ -253,6 +287,17 @@ def _subspace(r: _Report, tree):
         ax.set(xlabel="time (s)", title="first shared dimension: projections of A and B")
         ax.legend()
         r.figure(fig, "subspace_projection", "Projections of both animals onto the first shared dimension.")
+
+
+def _null_fraction(e: xr.Dataset, role) -> float:
+    """Mean over behaviours of the shift null's activated + suppressed fraction (all neurons), for one role."""
+    parts = [e[v].sel(role=role).values.astype(float) for v in ("null_fraction_activated_all",
+                                                                 "null_fraction_suppressed_all")
+             if v in e and "role" in e[v].dims]
+    if not parts:
+        return np.nan
+    tot = np.sum(parts, axis=0)
+    return float(np.nanmean(tot)) if np.isfinite(tot).any() else np.nan
 
 
 def _encoding(r: _Report, tree):
@@ -279,11 +324,17 @@ def _encoding(r: _Report, tree):
                 m = ct == t
                 ax.bar(j + (k - len(types) / 2) * width * 2, enc[m].mean() if m.any() else np.nan, width * 2,
                        color=TYPE_COLOURS.get(t, "#777"), label=t if j == 0 else None)
+            null = _null_fraction(e, role)
+            if np.isfinite(null):
+                ax.hlines(null, j - 0.45, j + 0.45, colors="k", linestyles="--", lw=1.2, gid="shift-null",
+                          label="shift null" if j == 0 else None)
         ax.set_xticks(range(cls.sizes["role"]), [str(x) for x in cls["role"].values])
-        ax.set(title=f"{a}: fraction of neurons encoding any behaviour", ylabel="fraction")
-        ax.legend(fontsize=7)
+        ax.set(title=f"{a}: fraction of neurons encoding a behaviour", ylabel="fraction")
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    r.figure(fig, "encoding", "Fraction of self- and partner-encoding neurons by cell type.")
+    r.figure(fig, "encoding", "Fraction of self- and partner-encoding neurons by cell type (encoding at least one "
+                              "behaviour); dashed: the fraction the circular-shift null itself calls significant "
+                              "(mean over behaviours of activated + suppressed), the level to beat.")
 
 
 def _decoding(r: _Report, tree):
@@ -322,8 +373,8 @@ def _decoding(r: _Report, tree):
         ax.axvline(0, color="g", lw=0.6)
         ax.set_ylim(0.2, 1.06)
         ax.set(title=f"{a}: {v}", xlabel="time from event (s)", ylabel="accuracy")
-        ax.title.set_fontsize(8)
-    axes.flat[0].legend(fontsize=6)
+        ax.title.set_fontsize(9)
+    axes.flat[0].legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
@@ -331,16 +382,18 @@ def _decoding(r: _Report, tree):
                               "(mean and 95% band); red ticks mark bins in significant clusters.")
     if cond and acc.sizes["condition"] > 1:
         conds = [str(c) for c in acc["condition"].values]
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(conds) * len(panels) / 2), 3))
+        fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(conds) * len(panels) / 2), 4))
         width = 0.8 / len(panels)
         for k, (a, v) in enumerate(panels):
             peak = [np.nanmax(acc.sel(animal=a, variable=v, condition=c).values)
                     if np.isfinite(acc.sel(animal=a, variable=v, condition=c).values).any() else np.nan for c in conds]
             ax.bar(np.arange(len(conds)) + k * width, peak, width, label=f"{a}: {v}")
-        ax.set_xticks(np.arange(len(conds)) + 0.4 - width / 2, conds, fontsize=7)
+        ax.set_xticks(np.arange(len(conds)) + 0.4 - width / 2, conds, fontsize=10, rotation=30, ha="right")
         ax.axhline(0.5, color="k", lw=0.6)
-        ax.set(ylabel="peak accuracy", title="decoding by condition (cell type, subspace)")
-        ax.legend(fontsize=6)
+        ax.set_ylabel("peak accuracy", fontsize=11)
+        ax.set_title("decoding by condition (cell type, subspace)", fontsize=12)
+        ax.tick_params(axis="y", labelsize=10)
+        ax.legend(fontsize=9)
         r.figure(fig, "decoding_conditions", "Peak accuracy per condition: neuron-count-matched cell types, "
                                              "shared or unique subspace only, shared subspace or random dimensions "
                                              "removed. Missing bars: not enough bouts or neurons.")

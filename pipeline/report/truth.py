@@ -15,10 +15,11 @@ Scores per animal:
   planted calcium, frame by frame.
 - cell-type accuracy: matched cells whose label equals the planted type,
   over matched cells with a label other than "unknown" (coverage = that share).
-- encoding recall: planted responsive somata (any behaviour response) that are
-  matched and classed activated or suppressed for some behaviour, over matched
-  planted responsive somata; the false-positive rate is the same share among
-  matched somata planted with no response.
+- encoding recall: over matched somata and every (behaviour, role) that both
+  the truth and the encoding stage have, the share of planted responses
+  (behaviour_response != 0) classed activated or suppressed; the
+  false-positive rate is the same share of the pairs planted with no response
+  (correlated behaviours, e.g. coordinated pokes, can raise it).
 And per pair: planted shared dimensions (`n_shared_planted`) against the K found.
 """
 from __future__ import annotations
@@ -133,19 +134,20 @@ def score_animal(tree, truth, a: str) -> dict | None:
     res["encoding_recall"], res["encoding_false_positive"], res["responsive_matched"] = np.nan, np.nan, 0
     enc = _group(tree, f"/encoding/{a}")
     if enc is not None and "class" in enc and tp:
-        cls = enc["class"]
-        other = [d for d in cls.dims if d != "neuron"]
-        encodes = dict(zip(cls["neuron"].values.astype(int), (cls != "none").any(other).values.astype(bool)))
-        planted = np.abs(g["behavior_response"].values).reshape(n_true, -1).max(1) > 0
-        hit = np.array([encodes.get(int(j), False) for j in fi])
-        analysed = np.array([int(j) in encodes for j in fi])
-        resp = planted[ti] & analysed
-        quiet = ~planted[ti] & analysed
-        res["responsive_matched"] = int(resp.sum())
-        if resp.any():
-            res["encoding_recall"] = float(hit[resp].mean())
-        if quiet.any():
-            res["encoding_false_positive"] = float(hit[quiet].mean())
+        cls = enc["class"].transpose("neuron", "behavior", "role")
+        beh = [b for b in g["behavior"].values.astype(str) if b in set(cls["behavior"].values.astype(str))]
+        roles = [r for r in g["role"].values.astype(str) if r in set(cls["role"].values.astype(str))]
+        row = {int(n): k for k, n in enumerate(cls["neuron"].values)}
+        pairs = [(i, row[int(j)]) for i, j in zip(ti, fi) if int(j) in row]     # matched and analysed
+        if pairs and beh and roles:
+            ii, kk = (np.array(x) for x in zip(*pairs))
+            planted = np.abs(g["behavior_response"].sel(behavior=beh, role=roles).values[ii]) > 0
+            found = (cls.sel(behavior=beh, role=roles).values[kk].astype(str) != "none")
+            res["responsive_matched"] = int(planted.any((1, 2)).sum())
+            if planted.any():
+                res["encoding_recall"] = float(found[planted].mean())
+            if (~planted).any():
+                res["encoding_false_positive"] = float(found[~planted].mean())
     return res
 
 
@@ -173,9 +175,9 @@ ROWS = (("ROIs planted / found (cells) / matched", lambda s: f"{s['planted']} / 
         ("trace r (median, matched)", lambda s: _f(s["trace_r"]) + (f" ({s['trace_var']})" if s["trace_var"] else "")),
         ("cell-type accuracy (labelled share)",
          lambda s: f"{_f(s['type_accuracy'])} ({_f(s['type_coverage'])})"),
-        ("encoding recall (planted responsive, matched)",
-         lambda s: f"{_f(s['encoding_recall'])} (n = {s['responsive_matched']})"),
-        ("encoding false positives (planted silent)", lambda s: _f(s["encoding_false_positive"])))
+        ("encoding recall (planted responses)",
+         lambda s: f"{_f(s['encoding_recall'])} ({s['responsive_matched']} cells)"),
+        ("encoding hits where none planted", lambda s: _f(s["encoding_false_positive"])))
 
 
 def _f(x) -> str:
