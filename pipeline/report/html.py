@@ -428,7 +428,10 @@ def truth_text(out: str | Path) -> str | None:
     path = truth_mod.truth_path(out, meta)
     if path is None:
         return None
-    return truth_mod.as_text(truth_mod.compare(dataset.load(out), truth_mod.load_truth_file(path)))
+    try:
+        return truth_mod.as_text(truth_mod.compare(dataset.load(out), truth_mod.load_truth_file(path)))
+    except Exception as exc:  # a summary line must never fail a finished run
+        return f"truth vs recovered: could not be computed ({type(exc).__name__}: {exc})"
 
 
 def _provenance(r: _Report, out: Path):
