@@ -38,8 +38,14 @@ test-slow: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+# napari screenshots are regenerated every time (under Xvfb when there is no display)
+XVFB := $(if $(DISPLAY),,xvfb-run -a -s "-screen 0 1600x1000x24")
 docs: install
 	$(BIN)/python scripts/gen_docs.py
+	$(XVFB) $(BIN)/python scripts/napari_screenshot.py --fixture docs/images/napari_fixture.png
+	@if [ -f $(DEMO_OUT)/interbrain.json ]; then \
+		$(XVFB) $(BIN)/python scripts/napari_screenshot.py $(DEMO_OUT) docs/images/napari_demo.png --animal B --roi 1; \
+	else echo "no $(DEMO_OUT)/ (run make demo first): docs/images/napari_demo.png kept"; fi
 	$(BIN)/mkdocs build --strict --site-dir site
 
 sample-data: install
