@@ -111,7 +111,7 @@ def _planted_result(tmp_path):
         stages["extraction"][f"/{a}/rois"] = xr.Dataset({
             "pix_neuron": ("pixel", np.array(pn, np.int32)), "pix_y": ("pixel", np.array(py, np.int32)),
             "pix_x": ("pixel", np.array(px, np.int32)), "pix_weight": ("pixel", np.ones(len(pn), np.float32)),
-            "roi_id": ("neuron", np.arange(M)), "is_cell": ("neuron", np.ones(M, bool)),
+            "roi_id": ("neuron", np.arange(M) + 100), "is_cell": ("neuron", np.ones(M, bool)),
             "mean_image": (("y", "x"), fp.sum(0).astype(np.float32))})
         stages["extraction"][f"/{a}/traces"] = xr.Dataset({"C": (("neuron", "frame"), C)})
         true_t = g["cell_type"].values.astype(str)
@@ -119,21 +119,23 @@ def _planted_result(tmp_path):
         flip = {"GABAergic": "glutamatergic", "glutamatergic": "GABAergic"}
         found_t[0], found_t[1], found_t[2] = flip[true_t[0]], flip[true_t[1]], "unknown"
         stages["celltypes"][f"/{a}/celltypes"] = xr.Dataset({"cell_type": ("neuron", found_t)})
-        # encoding: every planted response found; one extra hit where none was planted
+        # encoding: analyses the found ROIs but the first (numbered 0.. with their roi_id as a coordinate, as
+        # the stage does); every planted response found, plus one hit where none was planted
         beta = np.abs(g["behavior_response"].values) > 0                        # (neuron, behavior, role)
         hit = np.zeros((M,) + beta.shape[1:], bool)
         hit[:len(keep)] = beta[keep]
-        quiet = np.argwhere(~beta[keep])
+        quiet = np.argwhere(~beta[keep][1:]) + [1, 0, 0]
         hit[tuple(quiet[0])] = True
-        cls = np.where(hit, "activated", "none").astype(object)
+        cls = np.where(hit[1:], "activated", "none").astype(object)
         stages["encoding"][f"/encoding/{a}"] = xr.Dataset(
             {"class": (("neuron", "behavior", "role"), cls)},
-            coords={"neuron": np.arange(M), "behavior": g["behavior"].values, "role": g["role"].values})
+            coords={"neuron": np.arange(M - 1), "roi_id": ("neuron", np.arange(1, M) + 100),
+                    "behavior": g["behavior"].values, "role": g["role"].values})
         lab = len(keep) - 1
         exp[a] = dict(planted=n, found=M, matched=len(keep), recall=len(keep) / n, precision=len(keep) / M,
                       type_accuracy=(lab - 2) / lab, type_coverage=lab / len(keep), trace_r=1.0,
                       encoding_recall=1.0, encoding_false_positive=1 / len(quiet),
-                      responsive_matched=int(beta[keep].any((1, 2)).sum()))
+                      responsive_matched=int(beta[keep][1:].any((1, 2)).sum()))
     for name, groups in stages.items():
         _write(out, name, groups)
     _write(out, "subspace", {"/subspace": xr.Dataset(attrs={"K": 2})})

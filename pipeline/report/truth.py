@@ -137,7 +137,13 @@ def score_animal(tree, truth, a: str) -> dict | None:
         cls = enc["class"].transpose("neuron", "behavior", "role")
         beh = [b for b in g["behavior"].values.astype(str) if b in set(cls["behavior"].values.astype(str))]
         roles = [r for r in g["role"].values.astype(str) if r in set(cls["role"].values.astype(str))]
-        row = {int(n): k for k, n in enumerate(cls["neuron"].values)}
+        # the encoding stage numbers its neurons 0..n-1 over the cells it analysed; its roi_id coordinate
+        # says which ROI each row is (fall back to the neuron coordinate when there is none)
+        if "roi_id" in cls.coords and "roi_id" in rois:
+            pos = {int(r): i for i, r in enumerate(rois["roi_id"].values)}
+            row = {pos[int(r)]: k for k, r in enumerate(cls["roi_id"].values) if int(r) in pos}
+        else:
+            row = {int(n): k for k, n in enumerate(cls["neuron"].values)}
         pairs = [(i, row[int(j)]) for i, j in zip(ti, fi) if int(j) in row]     # matched and analysed
         if pairs and beh and roles:
             ii, kk = (np.array(x) for x in zip(*pairs))
