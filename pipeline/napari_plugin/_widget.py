@@ -290,7 +290,12 @@ class RoiInspector(QWidget):
             sel.contour = 1
             self.viewer.layers.selection.active = layer      # keep the ROI layer active for clicks
         else:
-            sel.data, sel.translate, sel.visible = data, tr, True
+            # each setter refreshes the layer, so only what changed is set
+            if tuple(sel.translate) != tr:
+                sel.translate = tr
+            sel.data = data
+            if not sel.visible:
+                sel.visible = True
         if mask.any():
             yy, xx = np.nonzero(mask)
             centre = (float(yy.mean()) + tr[-2], float(xx.mean()) + tr[-1])
