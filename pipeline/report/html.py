@@ -279,6 +279,8 @@ def _subspace(r: _Report, tree):
         return
     proj = [(a, _ds(tree, f"subspace/{a}")) for a in ANIMALS if _has(tree, f"subspace/{a}")]
     proj = [(a, d[v]) for a, d in proj for v in d.data_vars if v.startswith("projection") and "time" in d[v].dims]
+    # a projection with no finite sample (no dimension to project on) is left out, not drawn as a NaN line
+    proj = [(a, p) for a, p in proj if np.isfinite(p.isel({d: 0 for d in p.dims if d != "time"}).values).any()]
     if proj:
         fig, ax = plt.subplots(figsize=(11, 2.6))
         for a, p in proj:
