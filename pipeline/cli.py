@@ -90,7 +90,12 @@ def _cmd_run(args) -> int:
     print(f"result: {out}")
     if not args.no_report:
         from pipeline.report import write_report
-        print(f"report: {write_report(out, fmt=s.params['report']['format'], dpi=s.params['report']['dpi'])}")
+        from pipeline.report import truth_text
+        path = write_report(out, fmt=s.params['report']['format'], dpi=s.params['report']['dpi'])
+        text = truth_text(out)
+        if text:
+            print(text)
+        print(f"report: {path}")
     return 0
 
 
@@ -165,8 +170,22 @@ def _cmd_batch(args) -> int:
 
 def _cmd_report(args) -> int:
     from pipeline.report import write_report
+    from pipeline.report import truth_text
     path = write_report(args.result)
+    text = truth_text(args.result)
+    if text:
+        print(text)
     print(f"report: {path}")
+    return 0
+
+
+def _cmd_view(args) -> int:
+    from pipeline.core.dataset import read_root
+    read_root(Path(args.result))           # not a result: NotAResultError (a ValueError) -> exit 2, one line
+    import napari
+    from pipeline.napari_plugin import view
+    view(args.result)
+    napari.run()
     return 0
 
 
@@ -195,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--modality", choices=("2p", "1p"), default="2p")
     q.add_argument("--duration", type=float, default=None, help="seconds (default: the preset's)")
-    q.add_argument("--preset", default="small", help="sample | small | default | large")
+    q.add_argument("--preset", default="small",
+                   help="small (default: 40 x 40 px, 15/13 neurons, 240 s: fast, too small to show the "
+                        "shared subspace) | sample (the committed pair) | demo (`make demo`: K, decoding and "
+                        "encoding recovered in minutes) | default (128 x 128 px, 600 s) | large")
     q.set_defaults(func=_cmd_simulate)
 
     q = sub.add_parser("init", help="write a commented session-file template")
@@ -241,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("report", help="write the HTML report of a result folder")
     q.add_argument("result")
     q.set_defaults(func=_cmd_report)
+
+    q = sub.add_parser("view", help="open a result folder in napari: both animals' ROIs, traces, curation")
+    q.add_argument("result")
+    q.set_defaults(func=_cmd_view)
 
     q = sub.add_parser("info", help="print the result DataTree")
     q.add_argument("result")

@@ -21,3 +21,13 @@ def test_docs_build_strict(tmp_path):
     r = subprocess.run([mk, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    # self-contained, like the report: no script, stylesheet or image is fetched from another host
+    import re
+    pages = list((tmp_path / "site").rglob("*.html"))
+    assert pages
+    for page in pages:
+        remote = re.findall(r"<(?:script|link|img)\b[^>]*(?:src|href)=[\"']((?:https?:)?//[^\"']+)", page.read_text())
+        assert not remote, (page.name, remote)
+    # code is still highlighted, offline: Pygments spans and the local stylesheet
+    index = (tmp_path / "site" / "getting_started" / "index.html").read_text()
+    assert "codehilite" in index and "css/pygments.css" in index

@@ -125,6 +125,23 @@ def test_reader_declines_other_paths(tmp_path, result):
     assert callable(get_reader(str(out))) and callable(get_reader([str(out)]))
 
 
+def _assert_not_cell_outlines(layer, labels, is_cell):
+    """The outline layer holds exactly the boundary pixels of the "not cell" ROIs, drawn opaque."""
+    from scipy import ndimage
+    want = np.zeros_like(labels)
+    for i, c in enumerate(is_cell):
+        if not c:
+            m = labels == i + 1
+            edge = m & ~ndimage.binary_erosion(m, structure=ndimage.generate_binary_structure(2, 1),
+                                               border_value=0)
+            want[edge] = i + 1
+    np.testing.assert_array_equal(layer.data, want)
+    assert layer.visible and layer.opacity == 1.0
+    for v in np.unique(want[want > 0]):
+        rgba = np.asarray(layer.colormap.map(np.array([v])))[0]
+        np.testing.assert_allclose(rgba, NOT_CELL_COLOR, atol=1e-3)
+
+
 # --------------------------------------------------------------------------- napari, for real
 @pytest.mark.gui
 def test_reader_layers(make_napari_viewer, result):
@@ -132,8 +149,8 @@ def test_reader_layers(make_napari_viewer, result):
     viewer = make_napari_viewer()
     _open(viewer, out)
     names = [layer.name for layer in viewer.layers]
-    assert names == ["A: mean image", "A: correlation image", "A: ROIs",
-                     "B: mean image", "B: correlation image", "B: ROIs", "animal names"]
+    assert names == ["A: mean image", "A: correlation image", "A: ROIs", "A: not cell",
+                     "B: mean image", "B: correlation image", "B: ROIs", "B: not cell", "animal names"]
     assert list(viewer.layers["animal names"].features["label"]) == ["A: mA Vgat-Cre", "B: mB Vgat-Cre"]
     for a in "AB":
         img, rois = viewer.layers[f"{a}: mean image"], viewer.layers[f"{a}: ROIs"]
@@ -146,8 +163,9 @@ def test_reader_layers(make_napari_viewer, result):
         assert list(f["is_cell"]) == ANIMALS[a]["is_cell"]
         assert {"confidence", "iscell_prob"} <= set(f.columns)
         for i, (t, c) in enumerate(zip(ANIMALS[a]["cell_type"], ANIMALS[a]["is_cell"])):
-            want = TYPE_COLORS[t] if c else NOT_CELL_COLOR
+            want = TYPE_COLORS[t] if c else (0.0, 0.0, 0.0, 0.0)          # not cell: no fill, an outline
             assert _color(rois, i + 1) == tuple(np.round(want, 3)), (a, i)
+        _assert_not_cell_outlines(viewer.layers[f"{a}: not cell"], truth[a]["labels"], ANIMALS[a]["is_cell"])
     # B sits to the right of A, not on top of it
     assert viewer.layers["B: ROIs"].translate[1] > ANIMALS["A"]["shape"][1]
     # the status bar reports an ROI's features under the cursor (the features table is indexed by label)
@@ -228,6 +246,11 @@ def test_select_roi_plots_traces_behaviour_and_time_cursor(make_napari_viewer, r
     (out / "interbrain.json").write_text(json.dumps(dict(meta, session_file=str(tmp_path / "s" / "session.toml"))))
     w.movie_btn.click()                     # raw movies from the session file recorded in interbrain.json
     assert viewer.layers["B: movie"].translate[2] == viewer.layers["B: ROIs"].translate[1]
+    names = [lyr.name for lyr in viewer.layers]
+    for a in "AB":   # the movie is drawn over the animal's opaque still images and under its ROIs
+        assert names.index(f"{a}: mean image") < names.index(f"{a}: movie") < names.index(f"{a}: ROIs")
+        assert names.index(f"{a}: correlation image") < names.index(f"{a}: movie")
+    assert viewer.dims.axis_labels[0] == "time (s)"
     assert type(viewer.layers["A: movie"].data).__module__.startswith("dask")
     w.set_time(12.3)
     assert viewer.dims.point[0] == pytest.approx(12.3)
@@ -254,7 +277,14 @@ def test_curation_edit_saved_recoloured_and_undone(make_napari_viewer, result):
     assert _color(layer, 3) == tuple(np.round(TYPE_COLORS["GABAergic"], 3))
     assert layer.features["cell_type"][2] == "GABAergic" and layer.features["curated"][2]
     w.notcell_btn.click()
-    assert _color(layer, 3) == tuple(np.round(NOT_CELL_COLOR, 3))
+    assert _color(layer, 3) == (0.0, 0.0, 0.0, 0.0)
+    is_cell = list(ANIMALS["A"]["is_cell"])
+    is_cell[2] = False
+    _assert_not_cell_outlines(viewer.layers["A: not cell"], layer.data, is_cell)
+    assert "(manual)" in w.roi_list.item(2).text() and w.roi_list.item(2).text().endswith("*")
+    w.notcell_box.setChecked(False)
+    assert not viewer.layers["A: not cell"].visible and not viewer.layers["B: not cell"].visible
+    w.notcell_box.setChecked(True)
     assert curation.read_curation(out / "curation.csv") == [curation.Edit("A", 8, "GABAergic", None),
                                                             curation.Edit("A", 8, None, False)]
     # the pipeline's reader of the file (neuroid, used by the celltypes stage) sees the same edits
@@ -264,6 +294,7 @@ def test_curation_edit_saved_recoloured_and_undone(make_napari_viewer, result):
     assert neuroid.read_curation(out / "curation.csv", "B").labels == {}
     w.undo_btn.click()
     assert _color(layer, 3) == tuple(np.round(TYPE_COLORS["GABAergic"], 3))
+    _assert_not_cell_outlines(viewer.layers["A: not cell"], layer.data, ANIMALS["A"]["is_cell"])
     assert curation.read_curation(out / "curation.csv") == [curation.Edit("A", 8, "GABAergic", None)]
     cur = neuroid.read_curation(out / "curation.csv", "A")
     assert cur.labels == {8: "GABAergic"} and cur.is_cell == {}
@@ -368,3 +399,81 @@ def test_realistic_size_result_in_napari(make_napari_viewer, tmp_path):
     np.testing.assert_allclose(w.dff_line.get_ydata(), truth["B"]["dff"][321])
     print(f"open + dock widget {t_open:.1f} s, select one ROI {t_select * 1000:.0f} ms")
     assert t_select < 2.0
+
+
+# --------------------------------------------------------------------------- opening without plugin=
+def test_reader_patterns_claim_the_result_not_every_file(make_napari_viewer, result, tmp_path):
+    """npe2 offers our reader for RESULT/interbrain.json alone, and no longer for every file ("*")."""
+    from napari.plugins import _npe2
+    out, _ = result
+    make_napari_viewer()                                    # initialises the plugin manager
+    assert list(_npe2.get_readers(str(out / "interbrain.json"))) == ["interbrain"]
+    (tmp_path / "movie.tif").write_bytes(b"")
+    assert "interbrain" not in _npe2.get_readers(str(tmp_path / "movie.tif"))
+    assert "interbrain" in _npe2.get_readers(str(out))     # folders: every reader that accepts folders
+
+
+@pytest.mark.gui
+def test_open_result_without_plugin_argument(make_napari_viewer, result):
+    """`napari RESULT/interbrain.json` (the CLI's path: plugin=None) and `interbrain view RESULT`."""
+    out, truth = result
+    viewer = make_napari_viewer()
+    viewer._window._qt_viewer._qt_open([str(out / "interbrain.json")], stack=False, plugin=None)
+    np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth["B"]["labels"])
+    from pipeline.napari_plugin import view
+    viewer2 = make_napari_viewer()
+    _, w = view(out, viewer2)
+    assert [lyr.name for lyr in viewer2.layers][:3] == ["A: mean image", "A: correlation image", "A: ROIs"]
+    assert w.out == out and (w.animal, w.index) == ("A", 0)
+
+
+def test_view_command_names_a_folder_that_is_not_a_result(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipeline", "view", str(tmp_path)], capture_output=True, text=True,
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(tmp_path) in r.stderr and "interbrain.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.gui
+def test_selected_roi_is_outlined_and_centred(make_napari_viewer, result):
+    out, truth = result
+    viewer = make_napari_viewer()
+    _open(viewer, out)
+    w = _widget(viewer)
+    w.animal_box.setCurrentText("B")
+    w.roi_list.setCurrentRow(3)                              # "ROI 5" of B, chosen in the list
+    sel = viewer.layers["selected ROI"]
+    rois = viewer.layers["B: ROIs"]
+    np.testing.assert_array_equal(sel.data > 0, truth["B"]["labels"] == 4)
+    assert sel.visible and sel.contour > 0 and tuple(sel.translate) == tuple(rois.translate)
+    cy, cx = ANIMALS["B"]["centre"][3]
+    centre = viewer.camera.center[-2:]
+    assert abs(centre[0] - cy) < 2 and abs(centre[1] - (cx + rois.translate[1])) < 2
+    assert viewer.layers.selection.active is rois or w.index == 3
+
+
+def test_curated_mark_survives_a_rerun(tmp_path):
+    """After `interbrain run` applies curation.csv, the pipeline's labels equal the edits; still marked curated."""
+    from pipeline import load
+    from pipeline.napari_plugin._reader import roi_table
+    out = tmp_path / "r"
+    make_result(out)
+    edits = [curation.Edit("A", 8, "GABAergic", None), curation.Edit("A", 12, None, True)]
+    t = roi_table(load(out, lazy=True), "A", edits)
+    # roi 8 was 'unknown' (an edit that changes it), roi 12 is set to 'cell' (an edit that changes it)
+    assert list(t["curated"]) == [False, False, True, True, False, False]
+    assert t["label_source"][2] == "curation" and not np.isfinite(t["confidence"][2])
+    assert t["label_source"][3] == "pipeline" and np.isfinite(t["confidence"][3])
+    # the rerun: the celltypes stage wrote the edited values; the edits are still in curation.csv
+    import xarray as xr
+    p = out / "stages" / "celltypes" / "result.nc"
+    tree = xr.open_datatree(p, engine="h5netcdf").load()
+    ds = tree["A/celltypes"].to_dataset()
+    ct, ic = ds["cell_type"].values.astype(str).astype(object), ds["is_cell"].values.copy()
+    ct[2], ic[3] = "GABAergic", True
+    tree["A/celltypes"] = xr.DataTree(ds.assign(cell_type=("neuron", ct), is_cell=("neuron", ic)))
+    tree.to_netcdf(p.with_suffix(".tmp.nc"), engine="h5netcdf")
+    p.with_suffix(".tmp.nc").replace(p)
+    t2 = roi_table(load(out, lazy=True), "A", edits)
+    assert list(t2["curated"]) == [False, False, True, True, False, False]
+    assert list(t2["cell_type"]) == list(t["cell_type"]) and list(t2["is_cell"]) == list(t["is_cell"])

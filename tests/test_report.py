@@ -7,6 +7,7 @@ import re
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import pipeline
@@ -64,3 +65,205 @@ def test_sections_without_a_stage_get_a_note(tmp_path):
     html = write_report(tmp_path / "r").read_text()
     assert "The subspace stage has not run." in html and "The decoding stage has not run." in html
     assert "<h2>ROIs and cell types</h2>" in html and "rois" in _images(html)
+
+
+# --------------------------------------------------------------------------- truth versus recovered
+def _planted_result(tmp_path):
+    """A simulated session (no movies) and a result whose ROIs are a known subset of the planted somata.
+
+    Found cells: planted somata 0..n-3 (so recall = (n-2)/n) plus two ROIs where no soma is
+    (precision = (n-2)/n); traces = planted calcium; the first two matched cells get the wrong
+    cell type, the third "unknown"; encoding finds every planted response and one where none was planted.
+    Returns (result folder, expected scores of A).
+    """
+    import json as _json
+
+    import xarray as xr
+    from napari_fixtures import _write
+    from pipeline.core import dataset
+    from pipeline.simulator import load_truth, simulate_session
+    toml = simulate_session(tmp_path / "s", seed=5, preset="small", duration_s=30.0, render_movies=False)
+    truth = load_truth(toml)
+    out = tmp_path / "r"
+    out.mkdir()
+    stages, exp = {"extraction": {}, "celltypes": {}, "encoding": {}}, {}
+    for a in "AB":
+        g = truth[a].to_dataset()
+        fp = g["footprint"].values
+        n, Y, X = fp.shape
+        keep = np.arange(n - 2)
+        masks = [fp[i] > 0.1 * fp[i].max() for i in keep]
+        from scipy import ndimage
+        empty = np.argwhere(~ndimage.binary_dilation(fp.sum(0) > 0, iterations=2))
+        for yy, xx in (empty[0], empty[-1]):      # two false ROIs: 3 x 3 squares away from every soma
+            m = np.zeros((Y, X), bool)
+            m[max(0, yy - 1):yy + 2, max(0, xx - 1):xx + 2] = True
+            masks.append(m)
+        pn, py, px = [], [], []
+        for j, m in enumerate(masks):
+            y, x = np.nonzero(m)
+            pn += [j] * len(y)
+            py += list(y)
+            px += list(x)
+        M = len(masks)
+        cal = g["calcium"].values
+        C = np.vstack([cal[keep], np.random.default_rng(0).random((2, cal.shape[1]))])
+        stages["extraction"][f"/{a}/rois"] = xr.Dataset({
+            "pix_neuron": ("pixel", np.array(pn, np.int32)), "pix_y": ("pixel", np.array(py, np.int32)),
+            "pix_x": ("pixel", np.array(px, np.int32)), "pix_weight": ("pixel", np.ones(len(pn), np.float32)),
+            "roi_id": ("neuron", np.arange(M) + 100), "is_cell": ("neuron", np.ones(M, bool)),
+            "mean_image": (("y", "x"), fp.sum(0).astype(np.float32))})
+        stages["extraction"][f"/{a}/traces"] = xr.Dataset({"C": (("neuron", "frame"), C)})
+        true_t = g["cell_type"].values.astype(str)
+        found_t = np.array([str(t) for t in true_t[keep]] + ["glutamatergic", "glutamatergic"], dtype=object)
+        flip = {"GABAergic": "glutamatergic", "glutamatergic": "GABAergic"}
+        found_t[0], found_t[1], found_t[2] = flip[true_t[0]], flip[true_t[1]], "unknown"
+        stages["celltypes"][f"/{a}/celltypes"] = xr.Dataset({"cell_type": ("neuron", found_t)})
+        # encoding: analyses the found ROIs but the first (numbered 0.. with their roi_id as a coordinate, as
+        # the stage does); every planted response found, plus one hit where none was planted
+        beta = np.abs(g["behavior_response"].values) > 0                        # (neuron, behavior, role)
+        hit = np.zeros((M,) + beta.shape[1:], bool)
+        hit[:len(keep)] = beta[keep]
+        quiet = np.argwhere(~beta[keep][1:]) + [1, 0, 0]
+        hit[tuple(quiet[0])] = True
+        cls = np.where(hit[1:], "activated", "none").astype(object)
+        stages["encoding"][f"/encoding/{a}"] = xr.Dataset(
+            {"class": (("neuron", "behavior", "role"), cls)},
+            coords={"neuron": np.arange(M - 1), "roi_id": ("neuron", np.arange(1, M) + 100),
+                    "behavior": g["behavior"].values, "role": g["role"].values})
+        lab = len(keep) - 1
+        exp[a] = dict(planted=n, found=M, matched=len(keep), recall=len(keep) / n, precision=len(keep) / M,
+                      type_accuracy=(lab - 2) / lab, type_coverage=lab / len(keep), trace_r=1.0,
+                      encoding_recall=1.0, encoding_false_positive=1 / len(quiet),
+                      responsive_matched=int(beta[keep][1:].any((1, 2)).sum()))
+    for name, groups in stages.items():
+        _write(out, name, groups)
+    _write(out, "subspace", {"/subspace": xr.Dataset(attrs={"K": 2})})
+    (out / dataset.ROOT_FILE).write_text(_json.dumps({
+        "format": "interbrain-result", "format_version": dataset.FORMAT_VERSION, "pair": "sim",
+        "session_file": str(toml), "animals": {}}))
+    exp["K_planted"] = int(truth["shared"].attrs["n_shared_planted"])
+    return out, exp
+
+
+def test_truth_versus_recovered_scores_a_known_recovery(tmp_path):
+    """Every score of the comparison against hand-planted errors; shown in the report and printed by the CLI."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from pipeline.report import truth as T
+    out, exp = _planted_result(tmp_path)
+    meta = pipeline.core.dataset.read_root(out)
+    c = T.compare(pipeline.load(out), T.load_truth_file(T.truth_path(out, meta)))
+    assert c["K_planted"] == exp["K_planted"] and c["K_found"] == 2
+    for s in c["animals"]:
+        e = exp[s["animal"]]
+        for k, v in e.items():
+            if v is None:
+                assert not np.isfinite(s[k]), (s["animal"], k)
+            else:
+                assert s[k] == pytest.approx(v, abs=1e-6), (s["animal"], k, s[k], v)
+    html = write_report(out).read_text()
+    assert "<h2>Truth versus recovered</h2>" in html
+    assert f"planted {exp['K_planted']}, found K = 2" in html
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "pipeline", "report", str(out)], capture_output=True, text=True,
+                       cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ROI recall" in r.stdout and f"{exp['A']['recall']:.2f}" in r.stdout
+    assert f"planted {exp['K_planted']}, found K = 2" in r.stdout
+
+
+def test_cellpose_cpdino_notice_is_silenced():
+    """suite2p imports cellpose, which warns about an optional model interbrain never uses."""
+    import subprocess
+    import sys
+    code = ("import logging; logging.basicConfig(); import pipeline; import cellpose.models; "
+            "logging.getLogger('cellpose.vit').warning('other cellpose warnings still show')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "CPDINO" not in r.stderr and "other cellpose warnings still show" in r.stderr
+
+
+# --------------------------------------------------------------------------- figures a scientist can read
+class _Capture:
+    """Stands in for the report: keeps each figure (drawn, so text positions are final) by name."""
+
+    def __init__(self):
+        self.figs, self.notes, self.snippets = {}, [], []
+
+    def section(self, title):
+        pass
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def html(self, snippet):
+        self.snippets.append(snippet)
+
+    def figure(self, fig, name, caption=""):
+        fig.canvas.draw()
+        self.figs[name] = fig
+
+
+def test_raster_lanes_readable_and_heatmap_has_colour_bar(demo_result):
+    from pipeline.report import html as H
+    _, out, _, _ = demo_result
+    r = _Capture()
+    H._activity(r, pipeline.load(out))
+    fig = r.figs["activity"]
+    assert any(ax.get_ylabel() == "z-score" for ax in fig.axes)            # the raster's colour bar
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.get_yticklabels() if t.get_text() and ":" in t.get_text()]
+        if len(labels) < 2:
+            continue
+        assert min(t.get_fontsize() for t in labels) >= 8
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.y0)
+        assert all(b1.y0 >= b0.y1 - 0.5 for b0, b1 in zip(boxes, boxes[1:])), "lane labels overlap"
+
+
+def test_k_zero_gets_a_sentence_not_empty_axes(demo_result, tmp_path):
+    import warnings
+    import xarray as xr
+    _, out, _, _ = demo_result
+    copy = tmp_path / "result"
+    shutil.copytree(out, copy)
+    path = copy / "stages" / "subspace" / "result.nc"
+    t = xr.open_datatree(path, engine="h5netcdf").load()
+    t["subspace"].attrs["K"] = 0
+    t.to_netcdf(path.with_suffix(".tmp.nc"), engine="h5netcdf")
+    path.with_suffix(".tmp.nc").replace(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)                   # e.g. "Mean of empty slice"
+        html = write_report(copy).read_text()
+    assert "K = 0: no shared dimension exceeded the surrogate threshold" in html
+    assert "subspace" in _images(html) and "subspace_projection" not in _images(html)
+
+
+def test_encoding_figure_shows_the_null_fraction(demo_result):
+    from pipeline.report import html as H
+    _, out, _, _ = demo_result
+    tree = pipeline.load(out)
+    r = _Capture()
+    H._encoding(r, tree)
+    fig = r.figs["encoding"]
+    for ax, a in zip(fig.axes, "AB"):
+        e = tree[f"encoding/{a}"].to_dataset()
+        want = [H._null_fraction(e, role) for role in e["role"].values]
+        got = [c for c in ax.collections if c.get_gid() == "shift-null"]
+        ys = sorted(round(float(seg[0][1]), 6) for c in got for seg in c.get_segments())
+        assert ys == sorted(round(w, 6) for w in want if np.isfinite(w)), a
+
+
+def test_decoding_condition_labels_are_readable(demo_result):
+    from pipeline.report import html as H
+    _, out, _, _ = demo_result
+    r = _Capture()
+    H._decoding(r, pipeline.load(out))
+    fig = r.figs.get("decoding_conditions")
+    if fig is None:
+        pytest.skip("this result has one decoding condition")
+    ax = fig.axes[0]
+    assert min(t.get_fontsize() for t in ax.get_xticklabels()) >= 10
+    assert ax.title.get_fontsize() >= 12 and ax.get_legend().get_texts()[0].get_fontsize() >= 9

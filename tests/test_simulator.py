@@ -348,3 +348,15 @@ def test_default_preset_session(tmp_path):
         assert np.allclose(_shift_estimate(frame, ref), shift[f], atol=0.6)
     _, ZA, ZB = _common_z(t)
     assert _plsc_k(ZA, ZB, n_surr=200) >= 3
+
+
+def test_demo_preset_writes_its_analysis_settings(tmp_path):
+    """The `make demo` preset: the default pair, shorter, with its decoding settings in session.toml."""
+    from pipeline.core.session import Session
+    toml = simulate_session(tmp_path / "d", seed=0, preset="demo", duration_s=10.0, fov=(24, 24),
+                            n_neurons=(5, 4), render_movies=False)
+    s = Session.load(toml, check_files=False)
+    assert s.params["decoding"]["mode"] == "lda" and s.params["decoding"]["n_surrogates"] == 200
+    assert PRESETS["demo"].n_neurons == PRESETS["default"].n_neurons and PRESETS["demo"].duration_s == 300.0
+    with pytest.raises(ValueError, match="session_params"):
+        SimConfig(session_params=(("extraction", "diameter", 9),))

@@ -7,7 +7,21 @@ Qt is imported only by the widget module, so the readers and `curation` work wit
 """
 from pipeline.napari_plugin._reader import get_reader, get_session_reader, result_layers
 
-__all__ = ["get_reader", "get_session_reader", "result_layers", "RoiInspector"]
+__all__ = ["get_reader", "get_session_reader", "result_layers", "RoiInspector", "view"]
+
+
+def view(result, viewer=None):
+    """Open a result folder in napari with the interbrain reader and dock the ROI inspector.
+
+    `interbrain view RESULT` calls this. napari's `viewer.open(path)` uses napari's own reader unless
+    `plugin=` is given, and `napari FOLDER` asks which reader to use for any folder, so this names ours.
+    Returns (viewer, widget).
+    """
+    import napari
+    viewer = viewer or napari.Viewer()
+    viewer.open(str(result), plugin="interbrain")
+    _, widget = viewer.window.add_plugin_dock_widget("interbrain", "ROI inspector")
+    return viewer, widget
 
 
 def __getattr__(name):

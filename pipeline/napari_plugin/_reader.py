@@ -6,7 +6,8 @@ side by side (A left, B right, a gap between):
     "A: mean image"          (y, x)  /A/rois/mean_image, else /A/motion/mean_image
     "A: correlation image"   (y, x)  /A/rois/correlation_image (hidden at first), when present
     "A: max projection"      (y, x)  /A/rois/max_projection, when present
-    "A: ROIs"                (y, x)  Labels: value = ROI index + 1 (0 background), coloured by cell type
+    "A: ROIs"                (y, x)  Labels: value = ROI index + 1 (0 background), filled by cell type
+    "A: not cell"            (y, x)  Labels: 1-px outlines of the ROIs marked "not cell" (value = label)
 
 The labels layer's `features` table has one row per ROI (`index` = label
 value, roi_id, cell_type, confidence, iscell_prob, is_cell, curated) and its
@@ -26,13 +27,15 @@ from pipeline.core.dataset import ROOT_FILE, NotAResultError, load, read_root
 from pipeline.napari_plugin import curation
 from pipeline.core.animals import ANIMALS
 
-# RGBA per cell type; ROIs marked "not cell" are drawn dim grey.
+# RGBA per cell type. ROIs marked "not cell" get no fill in the ROIs layer; they are drawn as opaque
+# outlines in their own colour on a layer of their own ("A: not cell"), so the curator sees what to rescue.
 TYPE_COLORS = {
     "GABAergic": (1.0, 0.25, 0.85, 1.0),
     "glutamatergic": (0.2, 0.9, 0.35, 1.0),
     "unknown": (1.0, 0.8, 0.1, 1.0),
 }
-NOT_CELL_COLOR = (0.55, 0.55, 0.55, 0.45)
+NOT_CELL_COLOR = (1.0, 0.3, 0.15, 1.0)       # outline colour of "not cell" ROIs (orange-red)
+NO_FILL = (0.0, 0.0, 0.0, 0.0)
 EXTRA_IMAGES = (("correlation_image", "correlation image"), ("max_projection", "max projection"))
 
 
@@ -112,16 +115,35 @@ def roi_label_image(shape: tuple[int, int], pix_neuron, pix_y, pix_x, pix_weight
 
 
 def roi_colors(cell_type, is_cell) -> dict:
-    """{label: RGBA} for labels 1..N, plus transparent background and default."""
-    colors = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    """{label: RGBA} for labels 1..N (cells by type, "not cell" unfilled), plus transparent background."""
+    colors = {None: NO_FILL, 0: NO_FILL}
     for i, (t, c) in enumerate(zip(cell_type, is_cell)):
-        colors[i + 1] = TYPE_COLORS.get(str(t), TYPE_COLORS["unknown"]) if c else NOT_CELL_COLOR
+        colors[i + 1] = TYPE_COLORS.get(str(t), TYPE_COLORS["unknown"]) if c else NO_FILL
     return colors
 
 
 def roi_colormap(cell_type, is_cell):
     from napari.utils.colormaps import DirectLabelColormap
     return DirectLabelColormap(color_dict=roi_colors(cell_type, is_cell))
+
+
+def outline_colormap():
+    from napari.utils.colormaps import DirectLabelColormap
+    return DirectLabelColormap(color_dict={None: NOT_CELL_COLOR, 0: NO_FILL})
+
+
+def not_cell_outlines(labels: np.ndarray, is_cell) -> np.ndarray:
+    """(y, x) int32: the 1-px inner boundary of every "not cell" ROI (value = its label), 0 elsewhere.
+
+    A pixel is on the boundary when one of its 4 neighbours (or the image edge) has another label.
+    """
+    lab = np.asarray(labels)
+    bad = np.flatnonzero(~np.asarray(is_cell, bool)) + 1
+    keep = np.isin(lab, bad)
+    p = np.pad(lab, 1, mode="constant", constant_values=-1)
+    edge = ((p[1:-1, 1:-1] != p[:-2, 1:-1]) | (p[1:-1, 1:-1] != p[2:, 1:-1]) |
+            (p[1:-1, 1:-1] != p[1:-1, :-2]) | (p[1:-1, 1:-1] != p[1:-1, 2:]))
+    return np.where(keep & edge, lab, 0).astype(np.int32)
 
 
 def group(tree, path: str):
@@ -156,11 +178,16 @@ def roi_table(tree, animal: str, edits: list | None = None) -> pd.DataFrame:
                 conf = ct["cell_type_confidence"].values.astype(float)
             if "is_cell" in ct:
                 is_cell = ct["is_cell"].values.astype(bool)
-    new_type, new_cell = curation.apply(edits or [], animal, roi_id, cell_type, is_cell)
-    curated = (new_type != cell_type) | (new_cell != is_cell)
+    edits = [e for e in (edits or []) if e.animal == animal]
+    new_type, new_cell = curation.apply(edits, animal, roi_id, cell_type, is_cell)
+    # curated = named in curation.csv: after a rerun the pipeline's labels already carry the edits,
+    # so comparing with them would lose the mark
+    curated = np.isin(roi_id, [e.roi_id for e in edits])
+    manual = np.isin(roi_id, [e.roi_id for e in edits if e.label is not None])
     return pd.DataFrame({"index": np.arange(1, n + 1), "roi_id": roi_id, "cell_type": new_type.astype(str),
-                         "confidence": conf, "iscell_prob": iscell_prob, "is_cell": new_cell,
-                         "curated": curated})
+                         "confidence": np.where(manual, np.nan, conf), "iscell_prob": iscell_prob,
+                         "is_cell": new_cell, "curated": curated,
+                         "label_source": np.where(manual, "curation", "pipeline")})
 
 
 # ----------------------------------------------------------------------------- result reader
@@ -213,6 +240,9 @@ def result_layers(out: str | Path) -> list[tuple]:
                              "colormap": roi_colormap(table["cell_type"], table["is_cell"]),
                              "metadata": {"interbrain": dict(base, kind="rois", x_offset=offsets[a])}},
                        "labels"))
+        layers.append((not_cell_outlines(lab, table["is_cell"]),
+                       {"name": f"{a}: not cell", "translate": tr, "opacity": 1.0, "colormap": outline_colormap(),
+                        "metadata": {"interbrain": dict(base, kind="not_cell")}}, "labels"))
     # which animal is which: a text label above each field of view
     pos = np.array([[-0.06 * images[a].shape[0] - 2, offsets[a] + images[a].shape[1] / 2] for a in offsets])
     text = [f"{a}: {animals_meta.get(a, {}).get('id', '')} {animals_meta.get(a, {}).get('genotype', '')}".strip()
@@ -225,13 +255,16 @@ def result_layers(out: str | Path) -> list[tuple]:
 
 
 def get_reader(path):
-    """npe2 reader command: a function for an interbrain result folder, None for anything else.
+    """npe2 reader command: a function for an interbrain result folder (or its interbrain.json),
+    None for anything else.
 
     A folder with interbrain.json of an unsupported format version, or an
     interbrain session / unfinished result folder, is claimed with a clear
     message in the viewer (and no layers) instead of a traceback.
     """
     path = _one_path(path)
+    if path is not None and Path(path).name == ROOT_FILE and os.path.isfile(path):
+        path = str(Path(path).parent)         # `napari RESULT/interbrain.json` opens the folder
     if path is None or not os.path.isdir(path):
         return None
     folder = Path(path)
@@ -240,7 +273,7 @@ def get_reader(path):
             read_root(folder)
         except NotAResultError as exc:
             return _claim_with_error(str(exc))
-        return read_result
+        return lambda _p: read_result(str(folder))
     hint = _looks_like_interbrain(folder)
     return _claim_with_error(hint) if hint else None
 
@@ -352,4 +385,4 @@ def get_session_reader(path):
 
 __all__ = ["get_reader", "read_result", "result_layers", "roi_label_image", "roi_colormap", "roi_table",
            "movie_layer", "lazy_movie", "session_movie_layers", "get_session_reader", "animal_offsets",
-           "TYPE_COLORS", "NOT_CELL_COLOR"]
+           "not_cell_outlines", "TYPE_COLORS", "NOT_CELL_COLOR"]

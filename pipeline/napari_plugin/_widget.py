@@ -17,15 +17,18 @@ import pandas as pd
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QPushButton, QSlider, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget, QPushButton, QSlider,
+                            QVBoxLayout, QWidget)
 
 from pipeline.core.dataset import load, read_root
 
 from pipeline.napari_plugin import curation
-from pipeline.napari_plugin._reader import (ANIMALS, NOT_CELL_COLOR, TYPE_COLORS, group, movie_layer, roi_colormap, roi_table)
+from pipeline.napari_plugin._reader import (ANIMALS, NOT_CELL_COLOR, TYPE_COLORS, group, movie_layer,
+                                            not_cell_outlines, roi_colormap, roi_table)
 
 BG, FG = "#262930", "#d6d6d6"
+FONT, SMALL = 10, 9                       # plot text (pt): readable in a dock of ~400 px
+SELECTION_COLOR = (0.0, 0.85, 1.0, 1.0)   # outline of the selected ROI (cyan, like the time cursor)
 TASK_EVENTS = {"port_entry", "port_exit", "poke", "poke_coordinated", "poke_uncoordinated", "hold",
                "partner_arrival", "reward", "at_port"}
 BEHAVIOR_COLORS = ["#4c9be8", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
@@ -117,7 +120,13 @@ class RoiInspector(QWidget):
         hexc = lambda c: "#" + "".join(f"{int(round(255 * v)):02x}" for v in c[:3])  # noqa: E731
         legend = [(hexc(c), t) for t, c in TYPE_COLORS.items()] + [(hexc(NOT_CELL_COLOR), "not cell")]
         self.legend = QLabel("  ".join(f'<span style="color:{c}">&#9632;</span> {t}' for c, t in legend))
-        lay.addWidget(self.legend)
+        lrow = QHBoxLayout()
+        lrow.addWidget(self.legend)
+        self.notcell_box = QCheckBox("show not-cell outlines")
+        self.notcell_box.setChecked(True)
+        self.notcell_box.toggled.connect(self.show_not_cells)
+        lrow.addWidget(self.notcell_box)
+        lay.addLayout(lrow)
         row = QHBoxLayout()
         row.addWidget(QLabel("animal"))
         self.animal_box = QComboBox()
@@ -157,7 +166,7 @@ class RoiInspector(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
-        self.figure = Figure(figsize=(5, 4.2), facecolor=BG, layout="constrained")
+        self.figure = Figure(figsize=(5, 4.8), facecolor=BG, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(300)
         self.canvas.mpl_connect("button_press_event", self._on_plot_click)
@@ -173,14 +182,14 @@ class RoiInspector(QWidget):
             3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 1.6]})
         for ax in (self.ax_dff, self.ax_spk, self.ax_beh):
             ax.set_facecolor(BG)
-            ax.tick_params(colors=FG, labelsize=7)
+            ax.tick_params(colors=FG, labelsize=SMALL)
             for s in ax.spines.values():
                 s.set_color("#5a5f6a")
         self.dff_line, = self.ax_dff.plot([], [], color="#e8e8e8", lw=0.8)
         self.spk_line, = self.ax_spk.plot([], [], color="#f2b134", lw=0.8)
-        self.ax_dff.set_ylabel("dF/F", color=FG, fontsize=8)
-        self.ax_spk.set_ylabel("deconv.", color=FG, fontsize=8)
-        self.ax_beh.set_xlabel("time (s, master clock)", color=FG, fontsize=8)
+        self.ax_dff.set_ylabel("dF/F", color=FG, fontsize=FONT)
+        self.ax_spk.set_ylabel("deconv.", color=FG, fontsize=FONT)
+        self.ax_beh.set_xlabel("time (s, master clock)", color=FG, fontsize=FONT)
         self.cursors = [ax.axvline(np.nan, color="#00d5ff", lw=1) for ax in (self.ax_dff, self.ax_spk, self.ax_beh)]
         self._shading: list = []
 
@@ -193,6 +202,17 @@ class RoiInspector(QWidget):
             if meta.get("kind") == "rois" and (self.out is None or Path(meta["result"]) == self.out):
                 out[meta["animal"]] = layer
         return out
+
+    def _layer_of(self, animal: str, kind: str):
+        return next((lyr for lyr in self.viewer.layers if lyr.metadata.get("interbrain", {}).get("kind") == kind
+                     and lyr.metadata["interbrain"].get("animal") == animal), None)
+
+    def show_not_cells(self, show: bool = True):
+        """Show or hide the outlines of the ROIs marked "not cell" (both animals)."""
+        for a in ANIMALS:
+            lyr = self._layer_of(a, "not_cell")
+            if lyr is not None:
+                lyr.visible = bool(show)
 
     def movie_layers(self) -> dict:
         return {layer.metadata["interbrain"]["animal"]: layer for layer in self.viewer.layers
@@ -245,7 +265,43 @@ class RoiInspector(QWidget):
         layer = self.roi_layers().get(animal)
         if layer is not None and index is not None:
             layer.selected_label = index + 1
+        self._show_selection(layer, index)
         self._plot()
+
+    def _show_selection(self, layer, index: int | None):
+        """Outline the selected ROI on the image (layer "selected ROI") and centre the view on it.
+
+        With hundreds of ROIs the colour fill alone does not tell the user which one "ROI 321" is.
+        """
+        sel = next((lyr for lyr in self.viewer.layers
+                    if lyr.metadata.get("interbrain", {}).get("kind") == "selection"), None)
+        if layer is None or index is None:
+            if sel is not None:
+                sel.visible = False
+            return
+        mask = np.asarray(layer.data) == index + 1
+        data = mask.astype(np.int32)
+        tr = tuple(layer.translate)
+        if sel is None:
+            from napari.utils.colormaps import DirectLabelColormap
+            cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: SELECTION_COLOR})
+            sel = self.viewer.add_labels(data, name="selected ROI", translate=tr, colormap=cmap, opacity=1.0,
+                                         metadata={"interbrain": {"kind": "selection", "result": str(self.out)}})
+            sel.contour = 1
+            self.viewer.layers.selection.active = layer      # keep the ROI layer active for clicks
+        else:
+            # each setter refreshes the layer, so only what changed is set
+            if tuple(sel.translate) != tr:
+                sel.translate = tr
+            sel.data = data
+            if not sel.visible:
+                sel.visible = True
+        if mask.any():
+            yy, xx = np.nonzero(mask)
+            centre = (float(yy.mean()) + tr[-2], float(xx.mean()) + tr[-1])
+            if self.viewer.dims.ndisplay == 2:
+                cam = self.viewer.camera.center
+                self.viewer.camera.center = tuple(cam[:-2]) + centre if len(cam) > 2 else centre
 
     def _fill_list(self):
         self.roi_list.blockSignals(True)
@@ -256,7 +312,9 @@ class RoiInspector(QWidget):
 
     @staticmethod
     def _item_text(r) -> str:
-        conf = "" if not np.isfinite(r["confidence"]) else f" ({r['confidence']:.2f})"
+        # a label set by hand has no pipeline confidence: say "manual" instead of the stale number
+        conf = (" (manual)" if r.get("label_source") == "curation" else
+                "" if not np.isfinite(r["confidence"]) else f" ({r['confidence']:.2f})")
         return (f"ROI {int(r['roi_id']):>4}  {r['cell_type']}{conf}"
                 f"{'' if r['is_cell'] else '  [not cell]'}{'  *' if r['curated'] else ''}")
 
@@ -292,7 +350,7 @@ class RoiInspector(QWidget):
             y = d.trace(var, self.index)
             line.set_data((t, y) if y is not None else ([], []))
         self.ax_dff.set_title(f"{self.animal}: ROI {int(r['roi_id'])}  {r['cell_type']}"
-                              f"{'' if r['is_cell'] else ' (not cell)'}", color=FG, fontsize=9)
+                              f"{'' if r['is_cell'] else ' (not cell)'}", color=FG, fontsize=FONT + 1)
         bouts = d.bouts
         behaviors = sorted(bouts["behavior"].unique()) if len(bouts) else []
         color = {b: BEHAVIOR_COLORS[i % len(BEHAVIOR_COLORS)] for i, b in enumerate(behaviors)}
@@ -315,9 +373,9 @@ class RoiInspector(QWidget):
                         list(zip(sel["start"], sel["stop"] - sel["start"])), (y0 + lo, hi), facecolors=color[b],
                         alpha=1.0 if role == "self" else 0.6, hatch=None if role == "self" else "////"))
         self.ax_beh.set_yticks(np.arange(len(rows))[::-1] + 0.5 if rows else [])
-        self.ax_beh.set_yticklabels(rows, fontsize=6)
+        self.ax_beh.set_yticklabels(rows, fontsize=SMALL)
         self.ax_beh.set_ylim(0, max(1, len(rows)))
-        self.ax_beh.set_title("upper half: own bouts, lower (hatched): partner's", color=FG, fontsize=6, loc="left")
+        self.ax_beh.set_title("upper half: own bouts, lower (hatched): partner's", color=FG, fontsize=SMALL, loc="left")
         # the chosen behaviour's bouts shaded behind the traces: own solid, partner's hatched
         self._fill_shade_box(states)
         shade = self.shade_box.currentText()
@@ -415,8 +473,16 @@ class RoiInspector(QWidget):
                 x0 = layers[a].metadata["interbrain"].get("x_offset", 0) if a in layers else 0
                 data, kw, kind = movie_layer(spec["raw"], a, d.frame_time, x0, spec["raw_format"],
                                              spec.get("hdf5_dataset", ""))
-                self.viewer.add_image(data, **kw)
-                self.viewer.layers.move(len(self.viewer.layers) - 1, 0)   # under the ROIs
+                layer = self.viewer.add_image(data, **kw)
+                # right above this animal's still images (which are opaque), so the movie is what is seen,
+                # and under its ROIs
+                images = [i for i, lyr in enumerate(self.viewer.layers)
+                          if lyr.metadata.get("interbrain", {}).get("animal") == a
+                          and lyr.metadata["interbrain"].get("kind") in ("mean_image", "correlation_image",
+                                                                         "max_projection")]
+                target = max(images) + 1 if images else 0
+                self.viewer.layers.move(self.viewer.layers.index(layer), target)
+            self.viewer.dims.axis_labels = ("time (s)",) + tuple(self.viewer.dims.axis_labels[1:])
         except Exception as exc:  # show a config / movie error, don't raise into the GUI
             show_error(f"cannot load the raw movies: {exc}")
             return
@@ -454,6 +520,9 @@ class RoiInspector(QWidget):
             if a in layers:
                 layers[a].features = d.table
                 layers[a].colormap = roi_colormap(d.table["cell_type"], d.table["is_cell"])
+                outline = self._layer_of(a, "not_cell")
+                if outline is not None:
+                    outline.data = not_cell_outlines(layers[a].data, d.table["is_cell"])
         self._fill_list()
         self.roi_list.blockSignals(True)
         self.roi_list.setCurrentRow(-1 if self.index is None else self.index)

@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +20,8 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from pipeline.core import dataset  # noqa: E402
-from pipeline.core.animals import ANIMALS
+from pipeline.core.animals import ANIMALS  # noqa: E402
+from pipeline.report import truth as truth_mod  # noqa: E402
 
 TYPE_COLOURS = {"GABAergic": "#d62728", "glutamatergic": "#1f77b4", "unknown": "#7f7f7f"}
 
@@ -150,24 +152,41 @@ def _rois(r: _Report, tree):
                + "".join(rows) + "</table>")
 
 
+MAX_LANES = 16
+
+
+def _n_lanes(tree, a: str) -> int:
+    """Behaviour lanes drawn under animal a's raster: (role, behaviour) rows with any bout, at most MAX_LANES."""
+    if not _has(tree, f"{a}/behavior"):
+        return 1
+    b = _ds(tree, f"{a}/behavior")
+    n = sum(int(np.asarray(b[role].values, bool).any(axis=-1).sum()) for role in ("self", "partner") if role in b)
+    return min(MAX_LANES, max(1, n))
+
+
 def _activity(r: _Report, tree):
     r.section("Activity and behaviour")
     have = [a for a in ANIMALS if _has(tree, f"{a}/activity")]
     if not have:
         r.note("The align stage has not run.")
         return
-    fig, axes = plt.subplots(2 * len(have), 1, figsize=(11, 4.2 * len(have)), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1] * len(have)})
+    n_lanes = max([_n_lanes(tree, a) for a in have] + [1])
+    beh_h = max(1.0, 0.22 * n_lanes)                      # ~0.22 in per lane: 9 pt labels do not overlap
+    fig, axes = plt.subplots(2 * len(have), 1, figsize=(11, (3.2 + beh_h) * len(have)), squeeze=False,
+                             gridspec_kw={"height_ratios": [3.2, beh_h] * len(have)})
     for i, a in enumerate(have):
         act = _ds(tree, f"{a}/activity")["activity"]
         z = act.values
-        z = (z - np.nanmean(z, 1, keepdims=True)) / (np.nanstd(z, 1, ddof=1, keepdims=True) + 1e-12)
+        with warnings.catch_warnings():    # a neuron with no valid bin stays NaN (drawn blank), no warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            z = (z - np.nanmean(z, 1, keepdims=True)) / (np.nanstd(z, 1, ddof=1, keepdims=True) + 1e-12)
         ct = act["cell_type"].values if "cell_type" in act.coords else np.array(["unknown"] * z.shape[0])
         order = np.argsort(ct, kind="stable")
         t = act["time"].values
         ax = axes[2 * i, 0]
-        ax.imshow(z[order], aspect="auto", cmap="magma", vmin=-1, vmax=3,
-                  extent=(t[0], t[-1], z.shape[0], 0), interpolation="nearest")
+        im = ax.imshow(z[order], aspect="auto", cmap="magma", vmin=-1, vmax=3,
+                       extent=(t[0], t[-1], z.shape[0], 0), interpolation="nearest")
+        fig.colorbar(im, ax=ax, label="z-score", fraction=0.03, pad=0.01)
         edges = np.flatnonzero(ct[order][1:] != ct[order][:-1]) + 1
         for e in edges:
             ax.axhline(e, color="w", lw=0.8)
@@ -183,11 +202,16 @@ def _activity(r: _Report, tree):
                         v = b[role].values[j].astype(bool)
                         if v.any():
                             lanes.append((f"{role}:{n}", v))
-            for k, (lab, v) in enumerate(lanes[:16]):
+            for k, (lab, v) in enumerate(lanes[:MAX_LANES]):
                 ax.fill_between(b["time"].values, k, k + 0.8, where=v, step="mid",
                                 color="#d62728" if lab.startswith("self") else "#1f77b4")
-            ax.set_yticks(np.arange(len(lanes[:16])) + 0.4, [l for l, _ in lanes[:16]], fontsize=6)
+            ax.set_yticks(np.arange(len(lanes[:MAX_LANES])) + 0.4, [lb for lb, _ in lanes[:MAX_LANES]], fontsize=9)
+            ax.set_ylim(0, max(1, len(lanes[:MAX_LANES])))
             ax.set_xlim(t[0], t[-1])
+            if len(lanes) > MAX_LANES:
+                ax.set_title(f"first {MAX_LANES} of {len(lanes)} behaviour lanes", fontsize=9, loc="left")
+            # same width as the raster above it, whose colour bar takes a slice
+            fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.set_visible(False)
         ax.set(xlabel="time (s, master clock)")
     fig.tight_layout()
     r.figure(fig, "activity", "Raster of z-scored activity per animal with its own (red) and partner's (blue) "
@@ -218,7 +242,13 @@ def _subspace(r: _Report, tree):
             ax.legend(fontsize=7)
     ax = axes[2]
     drew = False
-    if _has(tree, "subspace/by_cell_type"):
+    if K <= 0:
+        # no shared dimension: nothing to split by cell type or project onto; say so instead of empty axes
+        ax.axis("off")
+        ax.text(0.5, 0.5, "K = 0: no dimension above the\nsurrogate threshold, so no shared\nvariance to show",
+                ha="center", va="center", fontsize=11, transform=ax.transAxes)
+        drew = True
+    elif _has(tree, "subspace/by_cell_type"):
         b = _ds(tree, "subspace/by_cell_type")
         var = next((v for v in b.data_vars if "fraction" in v), None)
         if var is not None and "cell_type" in b[var].dims:
@@ -242,8 +272,15 @@ def _subspace(r: _Report, tree):
     fig.tight_layout()
     r.figure(fig, "subspace", "Per-dimension covariance and correlation against the surrogate thresholds; "
                               "shared-variance fraction by cell type (neuron-count matched).")
+    if K <= 0:
+        r.note("K = 0: no shared dimension exceeded the surrogate threshold, so there is no shared-variance "
+               "fraction and no shared-dimension projection to show. Longer recordings or more neurons raise "
+               "the power to detect weak shared signals.")
+        return
     proj = [(a, _ds(tree, f"subspace/{a}")) for a in ANIMALS if _has(tree, f"subspace/{a}")]
     proj = [(a, d[v]) for a, d in proj for v in d.data_vars if v.startswith("projection") and "time" in d[v].dims]
+    # a projection with no finite sample (no dimension to project on) is left out, not drawn as a NaN line
+    proj = [(a, p) for a, p in proj if np.isfinite(p.isel({d: 0 for d in p.dims if d != "time"}).values).any()]
     if proj:
         fig, ax = plt.subplots(figsize=(11, 2.6))
         for a, p in proj:
@@ -252,6 +289,17 @@ def _subspace(r: _Report, tree):
         ax.set(xlabel="time (s)", title="first shared dimension: projections of A and B")
         ax.legend()
         r.figure(fig, "subspace_projection", "Projections of both animals onto the first shared dimension.")
+
+
+def _null_fraction(e: xr.Dataset, role) -> float:
+    """Mean over behaviours of the shift null's activated + suppressed fraction (all neurons), for one role."""
+    parts = [e[v].sel(role=role).values.astype(float) for v in ("null_fraction_activated_all",
+                                                                 "null_fraction_suppressed_all")
+             if v in e and "role" in e[v].dims]
+    if not parts:
+        return np.nan
+    tot = np.sum(parts, axis=0)
+    return float(np.nanmean(tot)) if np.isfinite(tot).any() else np.nan
 
 
 def _encoding(r: _Report, tree):
@@ -278,11 +326,17 @@ def _encoding(r: _Report, tree):
                 m = ct == t
                 ax.bar(j + (k - len(types) / 2) * width * 2, enc[m].mean() if m.any() else np.nan, width * 2,
                        color=TYPE_COLOURS.get(t, "#777"), label=t if j == 0 else None)
+            null = _null_fraction(e, role)
+            if np.isfinite(null):
+                ax.hlines(null, j - 0.45, j + 0.45, colors="k", linestyles="--", lw=1.2, gid="shift-null",
+                          label="shift null" if j == 0 else None)
         ax.set_xticks(range(cls.sizes["role"]), [str(x) for x in cls["role"].values])
-        ax.set(title=f"{a}: fraction of neurons encoding any behaviour", ylabel="fraction")
-        ax.legend(fontsize=7)
+        ax.set(title=f"{a}: fraction of neurons encoding a behaviour", ylabel="fraction")
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    r.figure(fig, "encoding", "Fraction of self- and partner-encoding neurons by cell type.")
+    r.figure(fig, "encoding", "Fraction of self- and partner-encoding neurons by cell type (encoding at least one "
+                              "behaviour); dashed: the fraction the circular-shift null itself calls significant "
+                              "(mean over behaviours of activated + suppressed), the level to beat.")
 
 
 def _decoding(r: _Report, tree):
@@ -321,8 +375,8 @@ def _decoding(r: _Report, tree):
         ax.axvline(0, color="g", lw=0.6)
         ax.set_ylim(0.2, 1.06)
         ax.set(title=f"{a}: {v}", xlabel="time from event (s)", ylabel="accuracy")
-        ax.title.set_fontsize(8)
-    axes.flat[0].legend(fontsize=6)
+        ax.title.set_fontsize(9)
+    axes.flat[0].legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
@@ -330,21 +384,56 @@ def _decoding(r: _Report, tree):
                               "(mean and 95% band); red ticks mark bins in significant clusters.")
     if cond and acc.sizes["condition"] > 1:
         conds = [str(c) for c in acc["condition"].values]
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(conds) * len(panels) / 2), 3))
+        fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(conds) * len(panels) / 2), 4))
         width = 0.8 / len(panels)
         for k, (a, v) in enumerate(panels):
             peak = [np.nanmax(acc.sel(animal=a, variable=v, condition=c).values)
                     if np.isfinite(acc.sel(animal=a, variable=v, condition=c).values).any() else np.nan for c in conds]
             ax.bar(np.arange(len(conds)) + k * width, peak, width, label=f"{a}: {v}")
-        ax.set_xticks(np.arange(len(conds)) + 0.4 - width / 2, conds, fontsize=7)
+        ax.set_xticks(np.arange(len(conds)) + 0.4 - width / 2, conds, fontsize=10, rotation=30, ha="right")
         ax.axhline(0.5, color="k", lw=0.6)
-        ax.set(ylabel="peak accuracy", title="decoding by condition (cell type, subspace)")
-        ax.legend(fontsize=6)
+        ax.set_ylabel("peak accuracy", fontsize=11)
+        ax.set_title("decoding by condition (cell type, subspace)", fontsize=12)
+        ax.tick_params(axis="y", labelsize=10)
+        ax.legend(fontsize=9)
         r.figure(fig, "decoding_conditions", "Peak accuracy per condition: neuron-count-matched cell types, "
                                              "shared or unique subspace only, shared subspace or random dimensions "
                                              "removed. Missing bars: not enough bouts or neurons.")
     if skipped:
         r.note("Not decoded (not enough bouts): " + "; ".join(f"{a}: {v}" for a, v in skipped))
+
+
+def _truth(r: _Report, out: Path, meta: dict, tree) -> dict | None:
+    """'Truth versus recovered' section when the session has simulator ground truth (see truth.py)."""
+    path = truth_mod.truth_path(out, meta)
+    if path is None:
+        return None
+    r.section("Truth versus recovered")
+    c = truth_mod.compare(tree, truth_mod.load_truth_file(path))
+    head = "".join(f"<th>{a['animal']}</th>" for a in c["animals"])
+    rows = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(fmt(a))}</td>" for a in c["animals"])
+                   + "</tr>" for label, fmt in truth_mod.ROWS)
+    r.html(f"<p>Scored against the planted ground truth in <code>{html.escape(str(path))}</code> "
+           f"(simulator preset {html.escape(c['preset'] or '?')}, seed {c['seed']}). ROIs are matched one-to-one "
+           f"by footprint overlap (IoU &ge; {truth_mod.IOU_MIN}).</p>"
+           f"<table><tr><th></th>{head}</tr>{rows}</table>")
+    k = ("the subspace stage has not run" if c["K_found"] is None else f"found K = {c['K_found']}")
+    r.html(f"<p><b>Shared dimensions:</b> planted {c['K_planted']}, {k}.</p>")
+    dataset.atomic_write_text(out / "report" / "truth_vs_recovered.json", truth_mod.as_json(c))
+    return c
+
+
+def truth_text(out: str | Path) -> str | None:
+    """The truth-versus-recovered table as text, when the result's session has simulator ground truth."""
+    out = Path(out)
+    meta = dataset.read_root(out)
+    path = truth_mod.truth_path(out, meta)
+    if path is None:
+        return None
+    try:
+        return truth_mod.as_text(truth_mod.compare(dataset.load(out), truth_mod.load_truth_file(path)))
+    except Exception as exc:  # a summary line must never fail a finished run
+        return f"truth vs recovered: could not be computed ({type(exc).__name__}: {exc})"
 
 
 def _provenance(r: _Report, out: Path):
@@ -373,6 +462,10 @@ def write_report(out: str | Path, fmt: str = "png", dpi: int = 100) -> Path:
     meta = dataset.read_root(out)
     tree = dataset.load(out)
     r = _Report(out, fmt, dpi)
+    try:
+        _truth(r, out, meta, tree)
+    except Exception as exc:  # the comparison must not hide the report
+        r.note(f"The truth comparison could not be made: {type(exc).__name__}: {exc}")
     for f in SECTIONS:
         try:
             f(r, tree)

@@ -24,6 +24,9 @@ DEFAULT_RESPONSES = (
     ("B", "approach", "self"), ("B", "sniff", "self"), ("B", "follow", "partner"),
 )
 
+# session.toml sections the simulator writes itself (session_params may not add to them)
+SIMULATOR_SECTIONS = frozenset({"session", "animals", "annotations", "clocks", "task", "motion", "extraction",
+                                "behavior"})
 _PAIR_FIELDS = ("n_neurons", "frame_rate", "start_offset_s", "genotype", "structural", "dropped_frames", "animal_id")
 
 
@@ -101,6 +104,8 @@ class SimConfig:
     Session settings
         detect_full_frame: write `[extraction] detect_full_frame_2p = true` (small fields of view, where
             the registration-valid crop would drop the edge cells).
+        session_params: extra analysis settings written to session.toml, as (section, key, value)
+            entries, in sections the simulator does not write itself (e.g. ("decoding", "mode", "lda")).
         latent_seed: seed of the shared latents only (None: derived from the session seed).
     """
 
@@ -175,6 +180,7 @@ class SimConfig:
     detect_full_frame: bool = False
     condition: str = "social"
     latent_seed: int | None = None
+    session_params: tuple = ()
 
     def __post_init__(self) -> None:
         for name in _PAIR_FIELDS:
@@ -193,6 +199,7 @@ class SimConfig:
         self.responses = tuple(tuple(r) for r in self.responses)
         self.behaviors = tuple(self.behaviors)
         self.point_behaviors = tuple(self.point_behaviors)
+        self.session_params = tuple(tuple(e) for e in self.session_params)
         self._check()
 
     def _check(self) -> None:
@@ -223,6 +230,10 @@ class SimConfig:
             if len(r) != 3 or r[0] not in ("A", "B") or r[1] not in known or r[2] not in ROLES:
                 raise ValueError(f"SimConfig.responses: entry {r!r} must be (animal A/B, behaviour in "
                                  f"{sorted(known)}, role self/partner)")
+        for e in self.session_params:
+            if len(e) != 3 or e[0] in SIMULATOR_SECTIONS or not all(isinstance(x, str) for x in e[:2]):
+                raise ValueError(f"SimConfig.session_params: entry {e!r} must be (section, key, value) with a "
+                                 f"section other than {sorted(SIMULATOR_SECTIONS)}")
         for g in self.genotype:
             if g and genotype_type(g) is None:
                 raise ValueError(f"SimConfig.genotype: unknown genotype {g!r}; known: {sorted(_GENOTYPES)} or '' (pan-neuronal)")
@@ -273,6 +284,11 @@ PRESETS: dict[str, SimConfig] = {
     # fast tests
     "small": SimConfig(n_neurons=(15, 13), fov=(40, 40), frame_rate=(10.0, 9.98), duration_s=240.0,
                        jump_px=(2.5, 3.5)),
+    # `make demo`: the default pair, 300 s, simulated at demo time. Long enough that the planted K = 3
+    # stands well clear of the surrogate threshold and the planted task/behaviour responses are decodable;
+    # decoding in the closed-form LDA mode with fewer surrogates keeps the whole run to minutes.
+    "demo": SimConfig(duration_s=300.0, session_params=(
+        ("decoding", "mode", "lda"), ("decoding", "n_surrogates", 200), ("decoding", "condition_surrogates", 50))),
     # realistic
     "default": SimConfig(),
     # big: chunked writing keeps memory bounded

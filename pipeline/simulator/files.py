@@ -105,6 +105,9 @@ def write_session_toml(path: Path, cfg: SimConfig, name: str, seed: int, mean_si
               "[extraction]", f"diameter = {max(2, int(round(4 * mean_sigma)))}", f"tau = {cfg.tau_decay_s!r}",
               *(["detect_full_frame_2p = true"] if cfg.detect_full_frame else []), "",
               "[behavior]", f"coordination_window_s = {cfg.coordination_window_s!r}", ""]
+    for section in dict.fromkeys(e[0] for e in cfg.session_params):
+        lines += [f"[{section}]"] + [f"{k} = {_toml_value(v)}" for sec, k, v in cfg.session_params
+                                     if sec == section] + [""]
     block = max(16, min(cfg.fov) // 2)
     lines[lines.index("[extraction]"):lines.index("[extraction]")] = ["[motion]", f"block_size = [{block}, {block}]", ""]
     path.write_text("\n".join(lines))
