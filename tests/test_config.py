@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 import tomllib
@@ -128,3 +129,25 @@ def test_cli_validate_exit_codes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline.cli", "validate", str(p)], capture_output=True, text=True)
     assert r.returncode == 2
     assert "[motion]" in r.stderr and "'batch_size'" in r.stderr and "session.toml" in r.stderr
+
+
+def test_modality_defaults_are_a_property_of_their_param():
+    """An unset modality-dependent setting takes its Param's value for the animal's modality;
+    a set one wins; docs, `interbrain params` and the template show both defaults."""
+    from pipeline.core.parameters.render import help_text
+    sec = SPEC["motion"]
+    p = sec.param("smooth_sigma")
+    unset = sec.validate({}, "t")
+    assert unset["smooth_sigma"] is None
+    assert sec.resolve(unset, "2p")["smooth_sigma"] == 1.15 and sec.resolve(unset, "1p")["smooth_sigma"] == 4.0
+    assert sec.resolve(sec.validate({"smooth_sigma": 2.0}, "t"), "1p")["smooth_sigma"] == 2.0
+    assert unset["smooth_sigma"] is None                         # resolve returns a copy
+    with pytest.raises(ValueError, match="modality"):
+        sec.resolve(unset, "3p")
+    for text in (markdown(), help_text("motion"), template()):
+        assert re.search(r"1\.15`? \(2p\), `?4\.0`? \(1p\)", text), text[:200]
+    assert p.default_for("1p") == 4.0 and SPEC["motion"].param("nonrigid").default_for("1p") is True
+    with pytest.raises(ValueError, match="by_modality"):
+        type(p)("x", 1.0, float, "d", by_modality={"2p": 1.0, "1p": 2.0})      # a default beside them
+    with pytest.raises(ValueError, match="by_modality"):
+        type(p)("x", None, float, "d", by_modality={"2p": 1.0})              # a modality missing

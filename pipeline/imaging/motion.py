@@ -29,14 +29,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from pipeline.core.parameters import SPEC, MODALITIES
 from pipeline.io.binary import ChunkedBinary
 from pipeline.io.readers import Movie
 
 log = logging.getLogger("interbrain.motion")
-
-DEFAULTS_BY_MODALITY = {"2p": {"smooth_sigma": 1.15, "spatial_taper": 3.45},
-                        "1p": {"smooth_sigma": 4.0, "spatial_taper": 50.0}}
-
 
 # ---------------------------------------------------------------------------
 @dataclass
@@ -63,13 +60,14 @@ class MotionResult:
 def suite2p_registration_settings(modality: str, params: dict, shape: tuple[int, int, int]) -> dict:
     """suite2p's registration settings merged with ours (suite2p's own merge is one level deep).
 
-    params: the validated [motion] section. shape: (T, Y, X) of the movie.
+    params: the validated [motion] section; unset modality-dependent settings take
+    their `modality` default (Param.by_modality). shape: (T, Y, X) of the movie.
     """
     import suite2p
     s = dict(suite2p.default_settings()["registration"])
-    d = DEFAULTS_BY_MODALITY[modality]
+    params = SPEC["motion"].resolve(params, modality)
     _, Ly, Lx = shape
-    taper = params["spatial_taper"] if params.get("spatial_taper") is not None else d["spatial_taper"]
+    taper = params["spatial_taper"]
     # suite2p's taper is flat up to (L-1)/2 - 2*taper from the centre: keep a usable centre on small frames
     taper = float(min(taper, max(min(Ly, Lx) / 10.0, 1.0)))
     s.update(
@@ -78,7 +76,7 @@ def suite2p_registration_settings(modality: str, params: dict, shape: tuple[int,
         nonrigid=bool(params["nonrigid"]) and all(L >= 2 * b for b, L in zip(params["block_size"], (Ly, Lx))),
         block_size=tuple(int(min(b, L // 2)) for b, L in zip(params["block_size"], (Ly, Lx))),
         maxregshift=float(params["maxregshift"]),
-        smooth_sigma=float(params["smooth_sigma"] if params.get("smooth_sigma") is not None else d["smooth_sigma"]),
+        smooth_sigma=float(params["smooth_sigma"]),
         spatial_taper=taper,
         batch_size=int(params["batch_size"]),
         reg_tif=False, reg_tif_chan2=False, two_step_registration=False,
@@ -174,7 +172,7 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     (see pipeline/core/parameters/stages.py). Memory stays bounded by batch_size frames.
     """
     from suite2p.registration import register as s2p_register
-    if modality not in DEFAULTS_BY_MODALITY:
+    if modality not in MODALITIES:
         raise ValueError(f"modality must be '2p' or '1p', got {modality!r}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -5,13 +5,15 @@ MOTION = Section("motion", "Motion correction with suite2p registration (docs/im
     Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
     Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
     Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the smaller frame side.", range=(0.0, 0.5)),
-    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation; default 1.15 (2p), 4.0 (1p).", unit="px", range=(0.0, 10.0)),
-    Param("spatial_taper", None, float, "Edge taper; default 3.45 (2p), 50 (1p, suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0)),
+    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation.", unit="px", range=(0.0, 10.0),
+          by_modality={"2p": 1.15, "1p": 4.0}),
+    Param("spatial_taper", None, float, "Edge taper (the 1p default is suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0),
+          by_modality={"2p": 3.45, "1p": 50.0}),
     Param("highpass_sigma", 10.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (applied to the raw frames).", unit="px", range=(0.0, 100.0)),
     Param("batch_size", 100, int, "Frames per registration batch (suite2p's default; bounds memory: peak RSS of motion + extraction at 512 x 512 px was 8.1 GB with 500, 3.2 GB with 100).", range=(10, 100000)),
     Param("subpixel_residual", True, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px, ~3% of the stage's CPU time). Off: suite2p's mean block shift and rigid peak (corrXY) are used; over 16 simulated 64 x 64 animals the mean rigid RMSE rose 0.120 -> 0.126 px. Always on without nonrigid blocks."),
     Param("bad_frame_corr_z", 4.0, float, "Flag frames whose phase-correlation peak with the reference is this many robust SDs (1.4826 MAD) below the median.", range=(0.0, 100.0)),
-), stage="motion")
+))
 
 EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/imaging.md).", (
     Param("engine_2p", "suite2p", str, "Engine for two-photon data.", choices=("suite2p",)),
@@ -25,7 +27,8 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
     Param("minian_pnr_1p", 1.0, float, "engine_1p = 'minian': least peak-to-noise ratio of a seed (minian's pnr_refine thres; low-pass over high-pass peak-to-peak).", range=(0.0, 100.0)),
     Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
-    Param("max_overlap", None, float, "suite2p's max_overlap: an ROI sharing more than this fraction of its pixels with other ROIs is dropped (the later, weaker one first); default 0.5 (2p: sparsery's duplicate detections of one cell shared 56-73% of their pixels; docs/imaging.md), 0.75 (1p, suite2p's default: 0.5 lowered 1p F1).", range=(0.0, 1.0)),
+    Param("max_overlap", None, float, "suite2p's max_overlap: an ROI sharing more than this fraction of its pixels with other ROIs is dropped (the later, weaker one first); the 2p default drops sparsery's duplicate detections of one cell, the 1p default is suite2p's (docs/imaging.md).", range=(0.0, 1.0),
+          by_modality={"2p": 0.5, "1p": 0.75}),
     Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
     Param("iscell_threshold", 0.5, float, "ROIs below this classifier probability are kept but marked is_cell = false.", range=(0.0, 1.0)),
@@ -34,7 +37,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("baseline_percentile", 8.0, float, "Percentile of the running baseline for dF/F.", range=(0.0, 100.0)),
     Param("batch_size", 100, int, "Frames per batch when binning the detection movie and extracting traces (bounds memory; results do not depend on it).", range=(10, 100000)),
     Param("max_binned_frames", 2000, int, "Upper bound on the frames of suite2p's binned detection movie (sets its bin size); memory ~ 4 x value x Y x X bytes (2 GB at 512 x 512).", range=(100, 1000000)),
-), stage="extraction")
+))
 
 CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6; docs/celltypes.md).", (
     Param("method", "mixture", str, "Structural-channel classifier: a two-component Gaussian mixture on the reporter score, or a fixed threshold.", choices=("mixture", "threshold")),
@@ -43,7 +46,7 @@ CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6; docs/c
     Param("surround_px", 6, int, "Width of the surround ring (beyond a 1 px guard band; other ROIs' pixels excluded).", unit="px", range=(1, 100)),
     Param("dark_level", 0.0, float, "Offset of the structural image (e.g. PMT/camera dark level), subtracted before the reporter score; matters for method = 'threshold'.", unit="counts"),
     Param("min_confidence", 0.8, float, "Labels below this confidence become 'unknown'.", range=(0.0, 1.0)),
-), stage="celltypes")
+))
 
 BEHAVIOR = Section("behavior", "Import annotations and derive task events.", (
     Param("coordination_window_s", 0.75, float, "A poke is coordinated when the partner pokes within this window.", unit="s", range=(0.0, 60.0)),
@@ -52,7 +55,7 @@ BEHAVIOR = Section("behavior", "Import annotations and derive task events.", (
     Param("behaviors", [], list, "Behaviour labels that may appear; empty accepts every label in the files.", item_type=str),
     Param("derived", {}, dict, "Derived behaviours: name -> list of behaviours OR-ed, e.g. {social = ['sniff', 'follow']}."),
     Param("sync_tolerance_s", 0.05, float, "Largest allowed residual of a sync-pulse clock fit; a larger one is an error (missed or extra pulse).", unit="s", range=(0.0, 10.0)),
-), stage="behavior")
+))
 
 ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHODS.md section 7).", (
     Param("bin_s", None, float, "Common bin width; default: the slower imaging frame interval.", unit="s", range=(0.001, 60.0)),
@@ -61,7 +64,7 @@ ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHO
     Param("min_overlap_fraction", 0.9, float, "Least overlap: of each imaging stream's span by the two streams' overlap, and of the common time base by each behaviour source.", range=(0.0, 1.0)),
     Param("include_non_cells", False, bool, "Keep ROIs marked is_cell = false in the analyses."),
     Param("media_duration_tolerance_s", 1.0, float, "Allowed mismatch between an annotation file's media duration and its video clock.", unit="s", range=(0.0, 3600.0)),
-), stage="align")
+))
 
 SUBSPACE = Section("subspace", "Shared/unique inter-brain subspaces by PLSC (METHODS.md section 2).", (
     Param("n_surrogates", 2000, int, "Circular-shift surrogates of animal B.", range=(1, 100000)),
@@ -77,7 +80,7 @@ SUBSPACE = Section("subspace", "Shared/unique inter-brain subspaces by PLSC (MET
     Param("cell_type_surrogates", 200, int, "Surrogates per count-matched subsample (threshold rank scaled: round(p/100 * n)).", range=(1, 100000)),
     Param("cv_block_s", 30.0, float, "Block length of the cross-validated shared correlation (>= 30 s).", unit="s", range=(30.0, 3600.0)),
     Param("cv_folds", 5, int, "Folds of the blocked cross-validation.", range=(2, 100)),
-), stage="subspace")
+))
 
 ENCODING = Section("encoding", "Single-neuron auROC encoding (METHODS.md section 3).", (
     Param("n_surrogates", 2000, int, "Circular-shift surrogates per behaviour (one shift sequence per behaviour, shared by all neurons).", range=(1, 100000)),
@@ -86,7 +89,7 @@ ENCODING = Section("encoding", "Single-neuron auROC encoding (METHODS.md section
     Param("other_label", "other", str, "Behaviour label meaning 'no annotated behaviour', used by baseline = 'other'."),
     Param("alpha", 0.05, float, "Two-sided p cut-off.", range=(0.0, 1.0)),
     Param("fdr", False, bool, "Benjamini-Hochberg FDR across neurons x behaviours instead of the plain cut-off."),
-), stage="encoding")
+))
 
 DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; docs/decoders.md).", (
     Param("contrasts", ["self:hold vs self:poke", "self:poke vs partner:poke", "self:approach vs partner:approach"], list,
@@ -107,7 +110,7 @@ DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; do
     Param("n_subsamples", 5, int, "Draws of the count-matched cell-type subsample and of the random removed dimensions.", range=(1, 1000)),
     Param("condition_surrogates", 100, int, "Surrogates of each condition other than 'full' (split over its subsamples).", range=(0, 100000)),
     Param("n_jobs", 2, int, "Parallel workers over surrogates (joblib).", range=(1, 256)),
-), stage="decoding")
+))
 
 REPORT = Section("report", "HTML report with figures, written at the end of `interbrain run`.", (
     Param("format", "png", str, "Figure format.", choices=("png", "svg")),
