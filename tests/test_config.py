@@ -151,3 +151,28 @@ def test_modality_defaults_are_a_property_of_their_param():
         type(p)("x", 1.0, float, "d", by_modality={"2p": 1.0, "1p": 2.0})      # a default beside them
     with pytest.raises(ValueError, match="by_modality"):
         type(p)("x", None, float, "d", by_modality={"2p": 1.0})              # a modality missing
+
+
+def test_every_path_setting_is_resolved_and_checked(tmp_path):
+    """Each 'path'/'paths' Param of the spec names an input file: made absolute and checked to exist."""
+    from pipeline.core.session import SECTIONS
+    doc = _good(tmp_path)
+    doc["task"] = {"log": "task.csv", "clock": "video"}
+    (tmp_path / "task.csv").write_text("x")
+    table = {"animal": lambda d: d["animals"]["A"], "annotations": lambda d: d["annotations"][0],
+             "clock": lambda d: d["clocks"]["video"], "task": lambda d: d["task"]}
+    assert {s.name for s in SECTIONS if s.path_params()} == set(table)
+    checked = 0
+    for sec in SECTIONS:
+        for p in sec.path_params():
+            bad = copy.deepcopy(doc)
+            t = table[sec.name](bad)
+            t[p.name] = ["missing.bin"] if p.type == "paths" else "missing.bin"
+            if sec.name == "clock":
+                t.pop("timestamps" if p.name == "sync" else "sync", None)   # one of the two
+            with pytest.raises(ConfigError, match=rf" {p.name} = '{tmp_path}/missing.bin': file not found"):
+                _load(tmp_path, bad)
+            checked += 1
+    assert checked == 8     # raw, timestamps, structural, label_table; path; timestamps, sync; log
+    s = _load(tmp_path, doc)
+    assert s.task["log"] == str(tmp_path / "task.csv") and s.output_dir == tmp_path / "results"
