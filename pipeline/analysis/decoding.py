@@ -23,8 +23,8 @@ import xarray as xr
 
 from pipeline.analysis.decoders import (NOT_ENOUGH, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
 from pipeline.core.animals import ANIMALS
+from pipeline.core.parameters.stages import DECODING_CONDITIONS as CONDITIONS  # noqa: F401 (re-exported)
 
-CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
 FUNCTIONAL_VARIABLES = {"self_poke": ("poke", "self"), "partner_poke": ("poke", "partner"),
                         "hold": ("hold", "self"), "proceed": ("poke", "self"), "reward": ("reward", "self")}
 

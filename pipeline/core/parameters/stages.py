@@ -1,6 +1,9 @@
 """Per-stage settings. Reference defaults follow ../shared/METHODS.md."""
 from pipeline.core.parameters.spec import Param, Section
 
+# feature sets of the decoders (pipeline.analysis.decoding; docs/decoders.md)
+DECODING_CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
+
 MOTION = Section("motion", "Motion correction with suite2p registration (docs/imaging.md).", (
     Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
     Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
@@ -104,9 +107,8 @@ DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; do
     Param("C", 1.0, float, "SVM regularisation (LinearSVC C; LDA mode: ridge 1/C).", range=(1e-9, 1e9)),
     Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form ridge/shrinkage LDA (fast mode).", choices=("svm", "lda")),
     Param("alpha", 0.05, float, "Family-wise level of the cluster permutation test over time bins.", range=(0.0, 1.0)),
-    Param("conditions", ["full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed"], list,
-          "Feature sets decoded (docs/decoders.md).", item_type=str,
-          choices=("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")),
+    Param("conditions", list(DECODING_CONDITIONS), list, "Feature sets decoded (docs/decoders.md).", item_type=str,
+          choices=DECODING_CONDITIONS),
     Param("n_subsamples", 5, int, "Draws of the count-matched cell-type subsample and of the random removed dimensions.", range=(1, 1000)),
     Param("condition_surrogates", 100, int, "Surrogates of each condition other than 'full' (split over its subsamples).", range=(0, 100000)),
     Param("n_jobs", 2, int, "Parallel workers over surrogates (joblib).", range=(1, 256)),
