@@ -93,7 +93,7 @@ def test_template_is_valid_toml_covering_every_section():
     doc = tomllib.loads(template())
     assert set(doc) >= {"session", "animals", "annotations", "clocks"}
     text = template()
-    for sec in SPEC.values():
+    for sec in (s for s in SPEC.values() if s.file == "session"):
         for p in sec.params:
             assert p.name in text, (sec.name, p.name)
 

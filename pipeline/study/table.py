@@ -33,14 +33,10 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.core import dataset
-from pipeline.core.parameters import ConfigError
+from pipeline.core.parameters import SPEC, ConfigError
 from pipeline.study.stats import Comparison, compare, compare_paired, unit_means
 from pipeline.core.animals import ANIMALS
 
-STUDY_KEYS = {"name": str, "output_dir": str, "n_surrogates": int, "n_matched": int, "pseudo_pairs": bool,
-              "random_state": int, "conditions": list, "n_perm": int, "n_boot": int}
-STUDY_DEFAULTS = {"n_surrogates": 200, "n_matched": 3, "pseudo_pairs": True, "random_state": 0,
-                  "conditions": ["social", "separated"], "n_perm": 10000, "n_boot": 2000}
 PAIR_KEYS = ("result", "session", "name")
 BASE_META = ("condition", "cohort", "day")
 STAGES = ("celltypes", "align", "subspace", "encoding", "decoding")
@@ -73,9 +69,8 @@ class Study:
 def load_study(path: str | Path) -> Study:
     """Read and validate STUDY.toml. Relative paths are relative to the file.
 
-    [study]: name (str), output_dir (default `study_<name>` beside the file), n_surrogates (200),
-    n_matched (3), pseudo_pairs (true), random_state (0), conditions (["social", "separated"]),
-    n_perm (10000), n_boot (2000). [[pairs]]: `result` (a result folder) or `session` (a session
+    [study]: validated by the spec's `study` Section (pipeline/core/parameters/study.py;
+    docs/parameters.md). [[pairs]]: `result` (a result folder) or `session` (a session
     TOML; its output_dir is used), optional `name`, and metadata: condition, cohort, day, free keys.
     """
     path = Path(path).resolve()
@@ -91,21 +86,13 @@ def load_study(path: str | Path) -> Study:
     st = doc.get("study")
     if not isinstance(st, dict):
         raise ConfigError(f"{path}: missing [study] table (with at least name = '...')")
-    bad = sorted(set(st) - set(STUDY_KEYS))
-    if bad:
-        raise ConfigError(f"{path} [study]: unknown key(s) {bad}; known: {sorted(STUDY_KEYS)}")
-    for k, typ in STUDY_KEYS.items():
-        if k in st and not (isinstance(st[k], typ) and not (typ is int and isinstance(st[k], bool))):
-            raise ConfigError(f"{path} [study] {k}: expected {typ.__name__}, got {st[k]!r}")
-    if "name" not in st or not st["name"].strip():
-        raise ConfigError(f"{path} [study] name: required (a non-empty string)")
-    for k in ("n_surrogates", "n_matched", "n_perm", "n_boot"):
-        if k in st and st[k] < 1:
-            raise ConfigError(f"{path} [study] {k}: must be >= 1, got {st[k]}")
-    params = {**STUDY_DEFAULTS, **{k: v for k, v in st.items() if k not in ("name", "output_dir")}}
-    if len(params["conditions"]) != 2 or not all(isinstance(c, str) for c in params["conditions"]):
-        raise ConfigError(f"{path} [study] conditions: expected two condition names, got {params['conditions']!r}")
-    out = Path(st.get("output_dir") or f"study_{st['name']}")
+    st = SPEC["study"].validate(st, f"{path} [study]")
+    if not st["name"].strip():
+        raise ConfigError(f"{path} [study]: 'name' must be a non-empty string")
+    if len(st["conditions"]) != 2:
+        raise ConfigError(f"{path} [study]: 'conditions' must be two condition names, got {st['conditions']!r}")
+    params = {k: v for k, v in st.items() if k not in ("name", "output_dir")}
+    out = Path(st["output_dir"] or f"study_{st['name']}")
     out = out if out.is_absolute() else (path.parent / out).resolve()
 
     raw = doc.get("pairs")

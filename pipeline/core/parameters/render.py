@@ -73,14 +73,15 @@ def markdown() -> str:
     """docs/parameters.md: one table per section."""
     L = ["# Parameters", "",
          "Generated from `pipeline/core/parameters/` by `scripts/gen_docs.py`; do not edit by hand.",
-         "Every key below can be set in the session file; stage settings live in a table named after the stage.", ""]
+         "Every key below can be set in the session file; stage settings live in a table named after the stage.",
+         "The last section, `[study]`, belongs to a study file (`interbrain study`).", ""]
     for s in SPEC.values():
         L += [f"## `{s.heading()}`", "", s.description, "",
               "| key | default | type / range | unit | description |", "| --- | --- | --- | --- | --- |"]
         for p in s.params:
             rng = p.type_name()
             if p.range:
-                rng += f" in [{p.range[0]}, {p.range[1]}]"
+                rng += " " + p.range_text()
             if p.choices:
                 rng += ": " + ", ".join(f"`{c}`" for c in p.choices if c != "")
             default = ("required" if p.required else _by_modality(p, lambda v: f"`{_toml_value(v)}`")

@@ -71,12 +71,18 @@ class Param:
             name = f"list[{_TYPE_NAMES.get(self.item_type, self.item_type)}]"
         return name
 
+    def range_text(self) -> str:
+        """'in [lo, hi]' (open ends as -inf / inf), or '' without a range."""
+        if self.range is None:
+            return ""
+        lo, hi = self.range
+        return f"in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
     def expected(self) -> str:
         """Human description of the expected form, for error messages."""
         parts = [self.type_name()]
         if self.range is not None:
-            lo, hi = self.range
-            parts.append(f"in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+            parts.append(self.range_text())
         if self.choices is not None:
             parts.append("one of " + ", ".join(repr(c) for c in self.choices))
         if self.unit:
