@@ -176,3 +176,10 @@ def test_every_path_setting_is_resolved_and_checked(tmp_path):
     assert checked == 8     # raw, timestamps, structural, label_table; path; timestamps, sync; log
     s = _load(tmp_path, doc)
     assert s.task["log"] == str(tmp_path / "task.csv") and s.output_dir == tmp_path / "results"
+
+
+def test_parameter_help_carries_no_measurements():
+    """Help says what a setting does; benchmark results belong in docs/ (imaging.md, performance.md)."""
+    measured = re.compile(r"\d\s*->\s*\d|\bF1\b|RMSE|\d\s*%|\b(rose|raised|lowered|fell)\b|peak RSS|simulated animals")
+    bad = [(s.name, p.name) for s in SPEC.values() for p in s.params if measured.search(p.description)]
+    assert not bad

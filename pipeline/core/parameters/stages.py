@@ -13,8 +13,8 @@ MOTION = Section("motion", "Motion correction with suite2p registration (docs/im
     Param("spatial_taper", None, float, "Edge taper (the 1p default is suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0),
           by_modality={"2p": 3.45, "1p": 50.0}),
     Param("highpass_sigma", 10.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (applied to the raw frames).", unit="px", range=(0.0, 100.0)),
-    Param("batch_size", 100, int, "Frames per registration batch (suite2p's default; bounds memory: peak RSS of motion + extraction at 512 x 512 px was 8.1 GB with 500, 3.2 GB with 100).", range=(10, 100000)),
-    Param("subpixel_residual", True, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px, ~3% of the stage's CPU time). Off: suite2p's mean block shift and rigid peak (corrXY) are used; over 16 simulated 64 x 64 animals the mean rigid RMSE rose 0.120 -> 0.126 px. Always on without nonrigid blocks."),
+    Param("batch_size", 100, int, "Frames per registration batch (suite2p's default); bounds the stage's memory (docs/performance.md).", range=(10, 100000)),
+    Param("subpixel_residual", True, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px). Off: suite2p's mean block shift and rigid peak (corrXY) are used (docs/imaging.md compares the two). Always on without nonrigid blocks."),
     Param("bad_frame_corr_z", 4.0, float, "Flag frames whose phase-correlation peak with the reference is this many robust SDs (1.4826 MAD) below the median.", range=(0.0, 100.0)),
 ))
 
@@ -25,8 +25,8 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("threshold_scaling_1p", 0.5, float, "1p with engine_1p = 'suite2p': sourcery's detection threshold multiplier (replaces threshold_scaling for 1p data).", range=(0.01, 100.0)),
     Param("background_1p", "tophat", str, "1p with engine_1p = 'suite2p': background removal of the detection movie: each frame minus its grey opening with a disk of one diameter (minian's top-hat), or minus its Gaussian blur of one diameter.", choices=("tophat", "gaussian")),
     Param("detect_full_frame_1p", True, bool, "1p: detect cells over the whole frame, not only the valid region (pixels no registration shift filled); the valid region is up to a quarter of the side smaller per edge."),
-    Param("detect_full_frame_2p", True, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p); cropping lost edge cells on small frames (docs/imaging.md)."),
-    Param("max_area_1p", 2.0, float, "1p (engines 'suite2p' and 'minian'): drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches; 2 rather than 3 raised F1 in all 8 simulated animals, docs/imaging.md).", range=(0.1, 1000.0)),
+    Param("detect_full_frame_2p", True, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p; docs/imaging.md)."),
+    Param("max_area_1p", 2.0, float, "1p (engines 'suite2p' and 'minian'): drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches; docs/imaging.md).", range=(0.1, 1000.0)),
     Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
     Param("minian_pnr_1p", 1.0, float, "engine_1p = 'minian': least peak-to-noise ratio of a seed (minian's pnr_refine thres; low-pass over high-pass peak-to-peak).", range=(0.0, 100.0)),
     Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
