@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .events import AnnotationError, make_events, map_subject, resolve_overlaps, source_name
+from .events import AnnotationError, make_events, map_subject, read_text, resolve_overlaps, source_name
 
 OPTIONS = ("channels", "fps", "units")
 
@@ -56,10 +56,7 @@ def read_annot(path, subjects: Mapping[str, str] | None = None, animal: str = ""
         raise AnnotationError(path, f"option 'units' must be 'auto', 'frames' or 'seconds', got {units!r}")
     chan_map = dict(options.get("channels") or subjects or {})
     src = source_name(path)
-    try:
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise AnnotationError(path, f"cannot read: {exc}") from None
+    lines = read_text(path).splitlines()     # UTF-8, else cp1252/latin-1, like BORIS files
 
     meta, first_channel = _header(path, lines)
     fps = _framerate(path, meta, options)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .events import AnnotationError, make_events, map_subject, resolve_overlaps, source_name
+from .events import AnnotationError, make_events, map_subject, read_text, resolve_overlaps, source_name
 
 OPTIONS = ("observation",)
 
@@ -60,10 +60,7 @@ def read_rows(path) -> list[tuple[int, list[str]]]:
         finally:
             wb.close()
         return rows
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = path.read_text(encoding="latin-1")
+    text = read_text(path)
     head = text[:65536]
     delim = "\t" if (path.suffix.lower() == ".tsv" or head.count("\t") > head.count(",")) else ","
     reader = csv.reader(io.StringIO(text), delimiter=delim)

@@ -201,5 +201,26 @@ def positive_number(path, options: Mapping, key: str, required: bool = True, def
     return v
 
 
+# Annotation tools on Windows (BORIS, Bento) write the system code page when not UTF-8.
+TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+
+
+def read_text(path) -> str:
+    """A text annotation file decoded as UTF-8 (BOM allowed), else Windows cp1252, else latin-1.
+
+    Every byte string decodes as latin-1, so labels are never silently replaced by U+FFFD.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AnnotationError(path, f"cannot read: {exc.strerror or exc}") from None
+    for enc in TEXT_ENCODINGS:
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte")   # pragma: no cover
+
+
 def source_name(path) -> str:
     return Path(path).name

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .events import (AnnotationError, make_events, map_subject, positive_number, resolve_overlaps,
+from .events import (AnnotationError, make_events, map_subject, positive_number, read_text, resolve_overlaps,
                      runs_to_bouts, source_name)
 
 OPTIONS = ("layout", "columns", "time_unit", "fps", "label_column", "behavior_columns", "background",
@@ -32,10 +32,7 @@ _DEFAULT_COLUMNS = {"animal": "animal", "behavior": "behavior", "start": "start"
 
 
 def _read(path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise AnnotationError(path, f"cannot read: {exc}") from None
+    text = read_text(path)
     delim = "\t" if text[:4096].count("\t") > text[:4096].count(",") else ","
     reader = csv.reader(text.splitlines(), delimiter=delim)
     rows = [(i, [c.strip() for c in r]) for i, r in enumerate(reader, start=1) if any(c.strip() for c in r)]

@@ -31,6 +31,8 @@ next (frames listed in attrs["repairs"] and the report); with "error"
 """
 from __future__ import annotations
 
+import csv
+
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +126,20 @@ def _from_frame(df: pd.DataFrame, path, header_rows: int | None = None) -> Pose:
     return Pose(xy, nodes, inds, lik, str(path), notes)
 
 
+def _check_row_widths(path) -> None:
+    """Every row has as many fields as the first header row (pandas would pad a truncated row with NaN)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        width = None
+        for line, row in enumerate(csv.reader(fh), start=1):
+            if not row:
+                continue
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise AnnotationError(path, f"row has {len(row)} fields but the header has {width} "
+                                      "(truncated or damaged row)", line)
+
+
 def read_dlc(path) -> Pose:
     """DeepLabCut .h5 or .csv -> Pose."""
     path = Path(path)
@@ -151,6 +167,7 @@ def read_dlc(path) -> Pose:
         raise AnnotationError(path, f"header row starts with {head[bad - 1]!r}, expected {expected[bad - 1]!r}; a "
                               "DeepLabCut CSV has header rows scorer, bodyparts, coords (single animal) or scorer, "
                               "individuals, bodyparts, coords (multi-animal)", bad)
+    _check_row_widths(path)
     try:
         df = pd.read_csv(path, header=list(range(n)), index_col=0, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as exc:

@@ -22,11 +22,14 @@ pan-neuronal indicator. Steps:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.core.rng import sklearn_seed
 
 from .footprints import Footprints
 
@@ -45,7 +48,13 @@ def load_structural(path: str | Path) -> np.ndarray:
     if not path.exists():
         raise StructuralError(f"{path}: structural image not found")
     if path.suffix.lower() == ".npy":
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:   # object arrays need pickle, which is never allowed
+            raise StructuralError(f"{path}: not a numeric .npy array ({exc}); expected a numeric (Y, X) "
+                                  "or (frames, Y, X) array") from None
+        if arr.dtype.kind not in "biuf":
+            raise StructuralError(f"{path}: structural image has dtype {arr.dtype}; expected numbers")
         if arr.ndim not in (2, 3):
             raise StructuralError(f"{path}: structural image has shape {arr.shape}; expected (Y, X) or (frames, Y, X)")
         return np.asarray(arr, dtype=np.float64) if arr.ndim == 2 else np.asarray(arr, np.float64).mean(0)
@@ -133,33 +142,39 @@ def reporter_score(image: np.ndarray, fp: Footprints, surround_px: int = 6,
     return score, inside, ring
 
 
-@dataclass
-class ReporterClassifier:
-    """P(reporter-marked) from the reporter score, in scikit-learn style.
+class ReporterClassifier(BaseEstimator):
+    """P(reporter-marked) from the reporter score, a scikit-learn estimator.
 
     method: "mixture" fits a two-component 1-D Gaussian mixture (the component
     with the higher mean is the marked one); "threshold" calls scores above
     `threshold` marked with a logistic confidence of width `threshold_width`.
     The mixture posterior is made non-decreasing in the score (a wide
     component would otherwise also "win" far below the narrow one).
+    random_state: an int seed of the mixture's initialisations (passed unchanged to
+    scikit-learn), or None / a Generator from which one seed is drawn.
 
     Fitted attributes: means_, sds_, weights_ (marked component last),
-    separation_ (Ashman's D; > 2 is a clean split), n_scores_.
+    separation_ (Ashman's D; > 2 is a clean split), n_scores_, fit_scores_ (the finite
+    scores fitted, sorted for "mixture"), gmm_ and order_ (component order, marked last)
+    for "mixture".
     """
 
-    method: str = "mixture"
-    threshold: float = 0.65
-    threshold_width: float = 0.03
-    random_state: int = 0
+    def __init__(self, method: str = "mixture", threshold: float = 0.65, threshold_width: float = 0.03,
+                 random_state=0):
+        self.method = method
+        self.threshold = threshold
+        self.threshold_width = threshold_width
+        self.random_state = random_state
 
     def fit(self, scores: np.ndarray) -> "ReporterClassifier":
+        """scores: (n,) reporter scores (NaN ignored). Returns self."""
         s = np.asarray(scores, np.float64)
         s = s[np.isfinite(s)]
         self.n_scores_ = int(s.size)
         if self.method == "threshold":
             self.means_ = self.sds_ = self.weights_ = None
             self.separation_ = float("nan")
-            self._fit_s = s
+            self.fit_scores_ = s
             return self
         if self.method != "mixture":
             raise ValueError(f"method must be 'mixture' or 'threshold', got {self.method!r}")
@@ -167,26 +182,27 @@ class ReporterClassifier:
             raise ValueError(f"a two-component mixture needs at least 4 distinct finite scores, got {s.size}; "
                              "use method = 'threshold'")
         from sklearn.mixture import GaussianMixture
-        gm = GaussianMixture(2, covariance_type="full", n_init=3, random_state=self.random_state,
+        gm = GaussianMixture(2, covariance_type="full", n_init=3, random_state=sklearn_seed(self.random_state),
                              reg_covar=1e-6 * float(np.var(s)) + 1e-12)
         gm.fit(s[:, None])
         order = np.argsort(gm.means_.ravel())
         self.gmm_ = gm
-        self._order = order
+        self.order_ = order
         self.means_ = gm.means_.ravel()[order]
         self.sds_ = np.sqrt(gm.covariances_.ravel()[order])
         self.weights_ = gm.weights_[order]
         self.separation_ = float(np.sqrt(2) * abs(np.diff(self.means_))[0] / np.sqrt((self.sds_ ** 2).sum()))
-        self._fit_s = np.sort(s)
+        self.fit_scores_ = np.sort(s)
         return self
 
     def _raw_proba(self, s: np.ndarray) -> np.ndarray:
         if self.method == "threshold":
             return 1.0 / (1.0 + np.exp(-(s - self.threshold) / self.threshold_width))
-        return self.gmm_.predict_proba(s[:, None])[:, self._order[1]]
+        return self.gmm_.predict_proba(s[:, None])[:, self.order_[1]]
 
     def predict_proba(self, scores: np.ndarray) -> np.ndarray:
         """P(marked) per score (n,); NaN where the score is NaN."""
+        check_is_fitted(self)
         s = np.asarray(scores, np.float64)
         out = np.full(s.shape, np.nan)
         ok = np.isfinite(s)
@@ -196,7 +212,7 @@ class ReporterClassifier:
             out[ok] = self._raw_proba(s[ok])
             return out
         # Monotone: P(s) = min over s' >= s of raw P(s'), on the fitted scores plus these ones.
-        grid = np.union1d(self._fit_s, s[ok])
+        grid = np.union1d(self.fit_scores_, s[ok])
         p = self._raw_proba(grid)
         p = np.minimum.accumulate(p[::-1])[::-1]
         out[ok] = p[np.searchsorted(grid, s[ok])]
@@ -208,6 +224,7 @@ class ReporterClassifier:
 
     def summary(self) -> dict:
         """Fitted parameters as plain numbers, for the result's attrs."""
+        check_is_fitted(self)
         d = {"method": self.method, "n_scores": self.n_scores_}
         if self.method == "mixture":
             d.update(means=[float(v) for v in self.means_], sds=[float(v) for v in self.sds_],

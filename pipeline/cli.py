@@ -37,7 +37,7 @@ def _cmd_validate(args) -> int:
     s = Session.load(args.session)
     if args.deep:
         from pipeline.validate import deep_check
-        for line in deep_check(s):
+        for line in deep_check(s):     # InputProblems (exit 2) lists every problem found
             print(line)
     print(f"ok: {s.path} (pair {s.name!r}: A={s.animals['A']['id']}, B={s.animals['B']['id']}, "
           f"{len(s.annotations)} annotation file(s))")
@@ -47,10 +47,14 @@ def _cmd_validate(args) -> int:
 def _cmd_run(args) -> int:
     from pipeline import stages
     from pipeline.core.session import Session
+    from pipeline.validate import check_output_dir, deep_check
     s = Session.load(args.session)
     only = [x.strip() for x in args.stages.split(",") if x.strip()] if args.stages else None
-    status = stages.run(s, out=args.out, only=only, force=args.force, show_progress=not args.quiet)
-    out = Path(args.out or s.output_dir)
+    out = check_output_dir(args.out or s.output_dir)
+    # the cheap part of `validate --deep` (no movie opened): a bad annotation file fails in seconds,
+    # not after motion correction
+    deep_check(s, movies=False, behavior=not only or "behavior" in only, celltypes=not only or "celltypes" in only)
+    status = stages.run(s, out=out, only=only, force=args.force, show_progress=not args.quiet)
     w = max(len(k) for k in status) if status else 0
     for name, st in status.items():
         print(f"  {name:<{w}}  {st}")
@@ -114,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("validate", help="check a session file: keys, types, ranges, files (exit 2 on error)")
     q.add_argument("session")
-    q.add_argument("--deep", action="store_true", help="also open raw files and check frame counts and clocks")
+    q.add_argument("--deep", action="store_true",
+                   help="also open every input (movies: shape, pixel type, frame count vs timestamps; structural "
+                        "images; label tables; annotation files; clocks; task log) and report every problem")
     q.set_defaults(func=_cmd_validate)
 
     q = sub.add_parser("run", help="run or resume the pipeline on a session")
@@ -161,11 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (FileNotFoundError, ValueError) as exc:
-        # Readers and importers raise ValueError subclasses that name the file and field.
+    except (OSError, ValueError) as exc:
+        # Readers and importers raise ValueError subclasses that name the file and field; OSError
+        # (unreadable file, read-only or full disk, symlink loop) names its file in exc.filename.
         if args.verbose:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        msg = str(exc)
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
+            msg = f"{exc.filename}: {msg}"
+        print(f"error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures. `demo_result` runs the whole pipeline once per test session on a copy of the sample."""
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,41 @@ import pytest
 
 # tests/ helpers (fixture builders) import as plain modules
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _headless_qt() -> str:
+    """How the GUI tests get a display, decided before Qt is imported.
+
+    A display (DISPLAY/WAYLAND_DISPLAY) or Xvfb (pytest-xvfb starts it; `.ci/run` installs it):
+    Qt's default platform. Neither: Qt's default xcb platform would abort the whole pytest process
+    ("Fatal Python error: Aborted" in pytest-qt's qapp), so Qt runs on its offscreen platform.
+    """
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return f"QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']} (set by the caller)"
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return "the caller's display"
+    if shutil.which("Xvfb"):
+        return "Xvfb (pytest-xvfb)"
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    return "no display and no Xvfb: Qt's offscreen platform (QT_QPA_PLATFORM=offscreen)"
+
+
+GUI_DISPLAY = _headless_qt()
+
+
+def pytest_report_header(config):
+    return f"GUI tests: {GUI_DISPLAY}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the offscreen platform napari's canvas has no OpenGL: its tests are skipped, with the reason."""
+    if os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        return
+    skip = pytest.mark.skip(reason="napari viewer needs OpenGL, which Qt's offscreen platform lacks (no display, "
+                                   "no Xvfb): install Xvfb (`.ci/run` does) or run under a display")
+    for item in items:
+        if "gui" in item.keywords or "make_napari_viewer" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "pair01"

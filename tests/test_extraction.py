@@ -182,3 +182,26 @@ def test_realistic_2p_session(tmp_path):
         assert m["f1"] >= 0.8, (a, m)
         assert np.median(m["corr"]) >= 0.8, (a, m)
         assert shift_rmse(res[f"/{a}/motion"]["rigid_shift"].values, truth[f"/{a}"]["rigid_shift"].values) < 0.2
+
+
+@pytest.mark.parametrize("neighbours", [8, 4])
+def test_correlation_image_is_the_mean_neighbour_pearson_r(neighbours):
+    """The one correlation image (seeded detector: 8 neighbours; minian engine: 4) against np.corrcoef
+    pixel by pixel, on a movie where a planted 3 x 3 patch shares one signal and the rest is noise."""
+    from pipeline.imaging.correlation import correlation_image
+    rng = np.random.default_rng(0)
+    mov = rng.standard_normal((300, 7, 9))
+    mov[:, 2:5, 3:6] += 2.0 * rng.standard_normal((300, 1, 1))
+    got = correlation_image(mov.astype(np.float32), neighbours)
+    want = np.zeros((7, 9))
+    steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0) and
+             (neighbours == 8 or dy == 0 or dx == 0)]
+    for y in range(7):
+        for x in range(9):
+            rs = [np.corrcoef(mov[:, y, x], mov[:, y + dy, x + dx])[0, 1] for dy, dx in steps
+                  if 0 <= y + dy < 7 and 0 <= x + dx < 9]
+            want[y, x] = np.mean(rs)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert got[3, 4] > 0.75 and np.abs(got[0, 0]) < 0.2     # the patch centre vs a noise corner
+    with pytest.raises(ValueError, match="4 or 8"):
+        correlation_image(mov, 6)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +90,9 @@ class Ctx:
 
 
 def subspace_params(**kw):
-    return SPEC["subspace"].validate({"n_surrogates": 60, "null": "adaptive", "by_cell_type": False, **kw}, "test")
+    """Fewer surrogates than the defaults; by_cell_type stays on (the default), as in `interbrain run`."""
+    return SPEC["subspace"].validate({"n_surrogates": 60, "null": "adaptive", "n_subsamples": 2,
+                                      "cell_type_surrogates": 20, **kw}, "test")
 
 
 def encoding_params():
@@ -231,6 +236,47 @@ def test_cli_missing_stage_reported_and_excluded_with_warning(study_dir, tmp_pat
     assert c.n_pairs == 7 and (c.n_units_0, c.n_units_1) == (3, 4) and "pair3" in c.excluded
     assert any("pair3" in w for w in json.loads((tmp_path / "o" / "study.json").read_text())["warnings"])
     assert not any(n.startswith("real_vs_pseudo") for n in cmp.index)   # pseudo_pairs = false
+
+
+# ----------------------------------------------------------------------------- results of `interbrain run`
+
+@pytest.fixture(scope="module")
+def default_study(demo_result, tmp_path_factory):
+    """`interbrain study` over two results of `interbrain run` with default settings (the sample
+    pair's, run once per test session by conftest's demo_result, and a copy of it)."""
+    _, out, _, _ = demo_result
+    root = tmp_path_factory.mktemp("default_study")
+    shutil.copytree(out, root / "copy")
+    path = write_study(root, [{"result": str(out), "name": "pair01", "condition": "social"},
+                              {"result": str(root / "copy"), "name": "pair01b", "condition": "separated"}],
+                       n_surrogates=20, n_matched=1, n_boot=100, n_perm=200)
+    r = subprocess.run([sys.executable, "-m", "pipeline", "study", str(path), "--out", str(root / "o")],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    return out, r, root / "o"
+
+
+def test_study_over_default_run_results_has_the_count_matched_rows(default_study):
+    """Default `[subspace] by_cell_type = true`: the per-(animal, cell type) rows equal the means of
+    the result's own /subspace/by_cell_type samples (this crashed with IndexError in pair_rows)."""
+    out, r, study_out = default_study
+    assert r.returncode == 0, r.stdout + r.stderr
+    cm = dataset.load(out)["subspace/by_cell_type"].to_dataset()
+    t = pd.read_csv(study_out / "table.csv")
+    t = t[t.pair == "pair01"]
+    animal, pop = cm["animal"].values.astype(str), cm["population"].values.astype(str)
+    groups = sorted(set(zip(animal, pop)))
+    assert groups, "the default run made no count-matched cell-type samples"
+    for a, c in groups:
+        sel = (animal == a) & (pop == c)
+        for measure, var in (("K_type_matched", "n_shared_sample"),
+                             ("shared_fraction_type_matched", "shared_fraction_sample")):
+            row = t[(t.side == a) & (t.cell_type == c) & (t.measure == measure)]
+            assert len(row) == 1, (a, c, measure)
+            assert row.value.iloc[0] == pytest.approx(float(cm[var].values[sel].mean())), (a, c, measure)
+    # rows only for the groups the result holds
+    got = t[t.measure == "K_type_matched"]
+    assert sorted(zip(got.side, got.cell_type)) == groups
 
 
 # ----------------------------------------------------------------------------- STUDY.toml errors

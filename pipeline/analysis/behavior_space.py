@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 import scipy.linalg as sla
+from sklearn.base import BaseEstimator
 
 from pipeline.analysis.stats import AnalysisInputError, as_matrix, as_rng, draw_shifts, shift_range, threshold_index
 
@@ -47,7 +48,7 @@ def variance_explained(X: np.ndarray, Y: np.ndarray) -> float:
     return float(((Q.T @ Yc) ** 2).sum() / tot)
 
 
-class NonRedundantVariance:
+class NonRedundantVariance(BaseEstimator):
     """Non-redundant variance of feature groups (METHODS.md section 4).
 
     Parameters
@@ -59,7 +60,10 @@ class NonRedundantVariance:
 
     Fitted attributes: ve_ (VE(X)), chance_, full_ (= ve_ - chance_),
     group_records_ {group: (n_var_permute,) VE(X_i) - chance(X_i)},
-    non_redundant_ {group: full_ - mean(records)}.
+    non_redundant_ {group: full_ - mean(records)},
+    shifts_ {"chance": (n_shuffle,), "groups": {group: (n_var_permute, 1 + n_shuffle)}}: the
+    circular shifts (frames) of the whole-X chance, and per repeat the group's own shift
+    (column 0) followed by the shifts of that repeat's chance.
     """
 
     def __init__(self, n_var_permute: int = 100, n_shuffle: int = 100, lag: int = 60, random_state=None):
@@ -68,12 +72,28 @@ class NonRedundantVariance:
         self.lag = lag
         self.random_state = random_state
 
-    def _chance(self, X, Y, rng, lo, hi):
-        s = draw_shifts(rng, lo, hi, self.n_shuffle)
-        return float(np.mean([variance_explained(np.roll(X, k, axis=0), Y) for k in s]))
+    @staticmethod
+    def _chance(X, Y, shifts):
+        return float(np.mean([variance_explained(np.roll(X, k, axis=0), Y) for k in shifts]))
 
-    def fit(self, groups: dict, Y):
-        """groups: {name: (T, p_i) features}; Y: (T, n) neural activity."""
+    def _draw(self, names, rng, lo, hi) -> dict:
+        """Every shift of a fit, drawn in the order the reference draws them (stable streams)."""
+        chance = draw_shifts(rng, lo, hi, self.n_shuffle)
+        per_group = {}
+        for name in names:
+            rec = np.empty((self.n_var_permute, 1 + self.n_shuffle), dtype=np.int64)
+            for i in range(self.n_var_permute):
+                rec[i, 0] = draw_shifts(rng, lo, hi, 1)[0]
+                rec[i, 1:] = draw_shifts(rng, lo, hi, self.n_shuffle)
+            per_group[name] = rec
+        return {"chance": chance, "groups": per_group}
+
+    def fit(self, groups: dict, Y, shifts=None):
+        """groups: {name: (T, p_i) features}; Y: (T, n) neural activity. Returns self.
+
+        shifts: explicit circular shifts in the layout of `shifts_` (see the class doc); None
+        draws them from random_state.
+        """
         Y = as_matrix(Y, "Y")
         if not groups:
             raise AnalysisInputError("groups: need at least one feature group")
@@ -83,22 +103,29 @@ class NonRedundantVariance:
         for k, v in mats.items():
             if v.shape[0] != T:
                 raise AnalysisInputError(f"groups[{k!r}] has {v.shape[0]} time bins, Y has {T}")
-        rng = as_rng(self.random_state)
-        lo, hi = shift_range(T, int(self.lag))
         names = list(mats)
+        if shifts is None:
+            lo, hi = shift_range(T, int(self.lag))
+            shifts = self._draw(names, as_rng(self.random_state), lo, hi)
+        else:
+            shifts = {"chance": np.asarray(shifts["chance"], dtype=np.int64).ravel(),
+                      "groups": {k: np.asarray(shifts["groups"][k], dtype=np.int64) for k in names}}
+            if any(v.ndim != 2 or v.shape[1] < 1 for v in shifts["groups"].values()):
+                raise AnalysisInputError("shifts['groups'][name] must be (repeats, 1 + n_shuffle) per group")
         X = np.column_stack([mats[k] for k in names])
         bounds = np.cumsum([0] + [mats[k].shape[1] for k in names])
+        self.shifts_ = shifts
         self.ve_ = variance_explained(X, Y)
-        self.chance_ = self._chance(X, Y, rng, lo, hi)
+        self.chance_ = self._chance(X, Y, shifts["chance"])
         self.full_ = self.ve_ - self.chance_
         self.group_records_, self.non_redundant_ = {}, {}
         for g, name in enumerate(names):
-            rec = np.empty(self.n_var_permute)
-            for i in range(self.n_var_permute):
+            sh = shifts["groups"][name]
+            rec = np.empty(sh.shape[0])
+            for i in range(sh.shape[0]):
                 Xi = X.copy()
-                s = draw_shifts(rng, lo, hi, 1)[0]
-                Xi[:, bounds[g]:bounds[g + 1]] = np.roll(X[:, bounds[g]:bounds[g + 1]], s, axis=0)
-                rec[i] = variance_explained(Xi, Y) - self._chance(Xi, Y, rng, lo, hi)
+                Xi[:, bounds[g]:bounds[g + 1]] = np.roll(X[:, bounds[g]:bounds[g + 1]], sh[i, 0], axis=0)
+                rec[i] = variance_explained(Xi, Y) - self._chance(Xi, Y, sh[i, 1:])
             self.group_records_[name] = rec
             self.non_redundant_[name] = float(self.full_ - rec.mean())
         return self
@@ -144,11 +171,11 @@ def canoncorr(X, Y):
     return Af, Bf, r, X0 @ Af, Y0 @ Bf
 
 
-class BehaviorCCA:
+class BehaviorCCA(BaseEstimator):
     """Coordinated behaviour space of two animals (METHODS.md section 4).
 
     Parameters: n_surrogates (2000), lag (60 frames, section 2 range), percentile (95: rank
-    round(0.95 n) = 1900 of 2000, 1-based), random_state, shifts (explicit override).
+    round(0.95 n) = 1900 of 2000, 1-based), random_state (seed or Generator for the shifts).
 
     fit(X_A (T, p_A), X_B (T, p_B)) z-scores each behaviour column (ddof=1); columns that
     never vary (e.g. never occur) are dropped and listed in dropped_A_ / dropped_B_.
@@ -160,12 +187,11 @@ class BehaviorCCA:
     """
 
     def __init__(self, n_surrogates: int = 2000, lag: int = 60, percentile: float = 95.0,
-                 random_state=None, shifts=None):
+                 random_state=None):
         self.n_surrogates = n_surrogates
         self.lag = lag
         self.percentile = percentile
         self.random_state = random_state
-        self.shifts = shifts
 
     @staticmethod
     def _z(X, name):
@@ -177,7 +203,12 @@ class BehaviorCCA:
             raise AnalysisInputError(f"{name}: every behaviour column is constant (never occurs)")
         return (X[:, keep] - X[:, keep].mean(0)) / sd[keep], drop, keep
 
-    def fit(self, X_A, X_B, names_A=None, names_B=None):
+    def fit(self, X_A, X_B, names_A=None, names_B=None, shifts=None):
+        """X_A: (T, p_A), X_B: (T, p_B) behaviour indicators; names label their columns.
+
+        shifts: explicit circular shifts of B (n,) in frames; None draws n_surrogates of them
+        from random_state. Returns self.
+        """
         ZA, self.dropped_A_, self.kept_A_ = self._z(X_A, "X_A")
         ZB, self.dropped_B_, self.kept_B_ = self._z(X_B, "X_B")
         if names_A is not None:
@@ -188,8 +219,8 @@ class BehaviorCCA:
         if ZB.shape[0] != T:
             raise AnalysisInputError(f"X_A has {T} time bins and X_B has {ZB.shape[0]}")
         self.A_, self.B_, self.r_, self.U_, self.V_ = canoncorr(ZA, ZB)
-        if self.shifts is not None:
-            shifts = np.asarray(self.shifts, dtype=np.int64).ravel()
+        if shifts is not None:
+            shifts = np.asarray(shifts, dtype=np.int64).ravel()
         else:
             lo, hi = shift_range(T, int(self.lag))
             shifts = draw_shifts(as_rng(self.random_state), lo, hi, int(self.n_surrogates))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 from scipy.stats import rankdata
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from pipeline.analysis.stats import AnalysisInputError, as_matrix, as_rng, bh_fdr, draw_shifts, zscore
 
@@ -71,7 +73,7 @@ def other_baseline(self_beh: np.ndarray, partner_beh: np.ndarray, names, derived
     return out
 
 
-class AurocEncoder:
+class AurocEncoder(BaseEstimator):
     """auROC encoding of behaviours by single neurons with a circular-shift null.
 
     Parameters
@@ -108,7 +110,9 @@ class AurocEncoder:
         """Z: (T, N) activity; behaviors: (T, M) bool; names: M labels; role: "self" or "partner".
 
         baseline_frames: (T, M) bool, required for baseline="other" (see `other_baseline`).
-        shifts: optional (M, n) explicit shifts (overrides the random draw), for comparisons.
+        shifts: optional (M, n) explicit shifts in frames (instead of n_surrogates drawn from
+        random_state), e.g. another implementation's; a behaviour whose frames leave no shift
+        range is skipped either way (its row of `shifts_` is -1). Returns self.
         """
         if self.baseline not in ("all", "other"):
             raise ValueError(f"baseline must be 'all' or 'other', got {self.baseline!r}")
@@ -158,11 +162,11 @@ class AurocEncoder:
             n_frames[j] = L
             n1 = int(y.sum())
             n0 = L - n1
+            lo, hi = int(self.min_shift) + 1, L - int(self.min_shift)
+            if hi < lo:     # too short for the guard, whether the shifts are drawn or given
+                skipped[names[j]] = f"{L} frames leave no shift in [{lo}, {hi}]"
+                continue
             if shifts is None:
-                lo, hi = int(self.min_shift) + 1, L - int(self.min_shift)
-                if hi < lo:
-                    skipped[names[j]] = f"{L} frames leave no shift in [{lo}, {hi}]"
-                    continue
                 sh = draw_shifts(rng, lo, hi, n)   # drawn even for one-class behaviours: stable streams
             else:
                 sh = np.asarray(shifts)[j].astype(np.int64)
@@ -216,6 +220,7 @@ class AurocEncoder:
 
     def classes(self) -> np.ndarray:
         """(N, M) strings: 'activated', 'suppressed' or 'none'."""
+        check_is_fitted(self)
         out = np.full(self.auroc_.shape, "none", dtype=object)
         out[self.activated_] = "activated"
         out[self.suppressed_] = "suppressed"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft as sfft
+
+from pipeline.core.rng import as_rng  # noqa: F401  (the one helper, re-exported for the estimators)
 
 
 class AnalysisInputError(ValueError):
@@ -85,27 +86,11 @@ def draw_shifts(rng: np.random.Generator, lo: int, hi: int, n: int) -> np.ndarra
     return rng.integers(lo, hi + 1, size=n)
 
 
-def as_rng(random_state) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return np.random.default_rng(random_state)
-
-
 def run_length(significant: np.ndarray) -> int:
     """Number of consecutive True values from the start (METHODS.md section 2 step 6)."""
     sig = np.asarray(significant, dtype=bool)
     bad = np.flatnonzero(~sig)
     return int(bad[0]) if bad.size else int(sig.size)
-
-
-def circular_xcorr(FA: np.ndarray, FB: np.ndarray, n: int, lags: np.ndarray) -> np.ndarray:
-    """c[lag] = sum_t a[t] * b[(t - lag) mod n] for every (a, b) pair, at the given lags.
-
-    FA: (..., F) rfft of a over its last axis; FB: (..., F) rfft of b, broadcastable.
-    This is the statistic of `np.roll(b, lag)` against a. Returns (..., len(lags)).
-    """
-    full = sfft.irfft(FA * FB.conj(), n=n, axis=-1)
-    return full[..., lags]
 
 
 def bh_fdr(p: np.ndarray) -> np.ndarray:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 from scipy.ndimage import uniform_filter1d
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from pipeline.analysis.stats import (AnalysisInputError, as_matrix, as_rng, draw_shifts, run_length, shift_range, surrogate_threshold, zscore)
 
@@ -170,7 +172,7 @@ def _stats_top(C: np.ndarray, SA: np.ndarray, SB: np.ndarray, m: int) -> tuple[n
 
 # ----------------------------------------------------------------------------- estimator
 
-class SharedSubspace:
+class SharedSubspace(BaseEstimator):
     """PLSC shared/unique subspaces of two animals (METHODS.md section 2).
 
     Parameters
@@ -183,8 +185,6 @@ class SharedSubspace:
     null : "full" (every dimension's null, as the reference) or "adaptive" (only the
         leading dimensions needed to decide K; thresholds beyond are NaN).
     n_dims_initial : first number of null dimensions tried by null="adaptive" (doubled as needed).
-    shifts : explicit shift sequence (overrides n_surrogates / random_state), for
-        comparisons with another implementation.
     max_memory_mb : bound on the stored stack of shifted cross-covariances; above it
         the shifts are processed in chunks.
 
@@ -194,7 +194,7 @@ class SharedSubspace:
     cov_, r_ : (D,), D = min(N_A, N_B): S_kk and the correlation of the k-th projections.
     cov_null_, r_null_ : (n_surrogates, D) surrogate statistics (NaN beyond `n_null_dims_`).
     cov_threshold_, r_threshold_ : (D,); significant_ : (D,) bool; n_shared_ : K.
-    shifts_ : (n_surrogates,) shifts used.
+    shifts_ : (n_surrogates,) shifts used (drawn from random_state, or those given to fit).
     U_ (N_A, N_A), S_ (D,), V_ (N_B, N_B) : full SVD of C = Z_A' Z_B / (T - 1).
     shared_loadings_A_ : U[:, :K]; unique_coef_A_ : PCA coefficients in the U[:, K:] basis;
     unique_loadings_A_ : U[:, K:] @ unique_coef_A_; unique_latent_A_ : their variances.
@@ -203,18 +203,18 @@ class SharedSubspace:
 
     def __init__(self, n_surrogates: int = 2000, lag: int = 60, percentile: float = 97.5,
                  random_state=None, null: str = "full", n_dims_initial: int = 8,
-                 shifts=None, max_memory_mb: float = 1024.0):
+                 max_memory_mb: float = 1024.0):
         self.n_surrogates = n_surrogates
         self.lag = lag
         self.percentile = percentile
         self.random_state = random_state
         self.null = null
         self.n_dims_initial = n_dims_initial
-        self.shifts = shifts
         self.max_memory_mb = max_memory_mb
 
     # -- fitting
     def _prepare(self, Z_A, Z_B):
+        """Z-score both animals (ddof=1) and store what `zscore_like_fit` needs."""
         XA = as_matrix(Z_A, "Z_A")
         XB = as_matrix(Z_B, "Z_B")
         if XA.shape[0] != XB.shape[0]:
@@ -231,8 +231,12 @@ class SharedSubspace:
         self.mean_B_, self.std_B_ = XB[:, self.kept_B_].mean(0), XB[:, self.kept_B_].std(0, ddof=1)
         return ZA, ZB
 
-    def fit(self, Z_A, Z_B):
-        """Z_A: (T, N_A), Z_B: (T, N_B) activity on a common time base (z-scored here, ddof=1)."""
+    def fit(self, Z_A, Z_B, shifts=None):
+        """Z_A: (T, N_A), Z_B: (T, N_B) activity on a common time base (z-scored here, ddof=1).
+
+        shifts: explicit circular shifts of B (n,) in bins, e.g. another implementation's; None
+        draws n_surrogates of them from random_state. Returns self.
+        """
         if self.null not in ("full", "adaptive"):
             raise ValueError(f"null must be 'full' or 'adaptive', got {self.null!r}")
         ZA, ZB = self._prepare(Z_A, Z_B)
@@ -251,10 +255,9 @@ class SharedSubspace:
             r = S / np.sqrt(qa * qb)
         self.U_, self.S_, self.V_ = U, S, V
         self.cov_, self.r_ = S.copy(), r
-        self._qa, self._qb = qa, qb
 
-        if self.shifts is not None:
-            shifts = np.asarray(self.shifts, dtype=np.intp).ravel()
+        if shifts is not None:
+            shifts = np.asarray(shifts, dtype=np.intp).ravel()
         else:
             lo, hi = shift_range(T, int(self.lag))
             shifts = draw_shifts(as_rng(self.random_state), lo, hi, int(self.n_surrogates))
@@ -266,11 +269,10 @@ class SharedSubspace:
         K = self.n_shared_
         self.shared_loadings_A_ = U[:, :K]
         self.shared_loadings_B_ = V[:, :K]
-        for side, Z, W in (("A", ZA, U), ("B", ZB, V)):
-            coef, latent = matlab_pca(Z @ W[:, K:])
-            setattr(self, f"unique_coef_{side}_", coef)
-            setattr(self, f"unique_latent_{side}_", latent)
-            setattr(self, f"unique_loadings_{side}_", W[:, K:] @ coef)
+        self.unique_coef_A_, self.unique_latent_A_ = matlab_pca(ZA @ U[:, K:])
+        self.unique_loadings_A_ = U[:, K:] @ self.unique_coef_A_
+        self.unique_coef_B_, self.unique_latent_B_ = matlab_pca(ZB @ V[:, K:])
+        self.unique_loadings_B_ = V[:, K:] @ self.unique_coef_B_
         # z-scored data: total variance = N; shared variance = sum_k u_k' Sigma u_k
         self.shared_variance_fraction_ = {"A": float(qa[:K].sum() / NA), "B": float(qb[:K].sum() / NB)}
         return self
@@ -336,22 +338,40 @@ class SharedSubspace:
         return (self.cov_[:m] > ct) & (self.r_[:m] > rt)
 
     # -- use
-    def _check_fitted(self):
-        if not hasattr(self, "U_"):
-            raise RuntimeError("SharedSubspace is not fitted; call fit(Z_A, Z_B) first")
+    def side(self, animal: str) -> dict:
+        """The fitted attributes of one animal ("A" or "B") without their suffix.
+
+        {"kept", "excluded", "mean", "std", "loadings" (U or V, all dims), "shared_loadings",
+        "unique_coef", "unique_latent", "unique_loadings", "shared_variance_fraction"}.
+        """
+        check_is_fitted(self)
+        if animal == "A":
+            return {"kept": self.kept_A_, "excluded": self.excluded_A_, "mean": self.mean_A_, "std": self.std_A_,
+                    "loadings": self.U_, "shared_loadings": self.shared_loadings_A_,
+                    "unique_coef": self.unique_coef_A_, "unique_latent": self.unique_latent_A_,
+                    "unique_loadings": self.unique_loadings_A_,
+                    "shared_variance_fraction": self.shared_variance_fraction_["A"]}
+        if animal == "B":
+            return {"kept": self.kept_B_, "excluded": self.excluded_B_, "mean": self.mean_B_, "std": self.std_B_,
+                    "loadings": self.V_, "shared_loadings": self.shared_loadings_B_,
+                    "unique_coef": self.unique_coef_B_, "unique_latent": self.unique_latent_B_,
+                    "unique_loadings": self.unique_loadings_B_,
+                    "shared_variance_fraction": self.shared_variance_fraction_["B"]}
+        raise ValueError(f"animal must be 'A' or 'B', got {animal!r}")
 
     def zscore_like_fit(self, X, side: str) -> np.ndarray:
         """New (T', N) data z-scored with the fit's mean/SD, excluded neurons dropped."""
-        self._check_fitted()
+        s = self.side(side)
         X = as_matrix(X, f"Z_{side}")
-        keep, mu, sd = (getattr(self, f"kept_{side}_"), getattr(self, f"mean_{side}_"), getattr(self, f"std_{side}_"))
-        n_in = keep.size + getattr(self, f"excluded_{side}_").size
+        keep, mu, sd = s["kept"], s["mean"], s["std"]
+        n_in = keep.size + s["excluded"].size
         if X.shape[1] != n_in:
             raise AnalysisInputError(f"Z_{side}: expected {n_in} neurons (as in fit), got {X.shape[1]}")
         return (X[:, keep] - mu) / sd
 
     def transform(self, Z_A, Z_B) -> tuple[np.ndarray, np.ndarray]:
         """Projections P_A = Z_A U (T, N_A) and P_B = Z_B V (T, N_B), inputs z-scored as in fit."""
+        check_is_fitted(self)
         ZA = self.zscore_like_fit(Z_A, "A")
         ZB = self.zscore_like_fit(Z_B, "B")
         return ZA @ self.U_, ZB @ self.V_

@@ -19,6 +19,14 @@ SECTIONS = tuple(s for s in SPEC.values() if s.file == "session")
 _TOP_KEYS = {s.key for s in SECTIONS}
 
 
+def _resolve(path: str | Path, what: str) -> Path:
+    """The absolute path with symbolic links resolved; a symlink loop is a ConfigError naming it."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:   # RuntimeError: "Symlink loop from ..." (Python < 3.13)
+        raise ConfigError(f"{what} {str(path)!r}: symbolic link loop ({exc})") from None
+
+
 @dataclass
 class Session:
     """A validated pair session. Paths are absolute."""
@@ -35,7 +43,7 @@ class Session:
     # ------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, check_files: bool = True) -> "Session":
-        path = Path(path).resolve()
+        path = _resolve(path, "session file")
         if not path.is_file():
             raise ConfigError(f"{path}: session file not found")
         try:
@@ -43,6 +51,11 @@ class Session:
                 doc = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                              "TOML files are UTF-8: save the session file as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the session file ({exc.strerror or exc})") from None
         return cls.from_dict(doc, path, check_files=check_files)
 
     @classmethod
@@ -84,8 +97,8 @@ class Session:
     def output_dir(self) -> Path:
         return Path(self.session["output_dir"])
 
-    def _abs(self, p: str) -> str:
-        return str((self.root / p).resolve()) if p else p
+    def _abs(self, p: str, key: str) -> str:
+        return str(_resolve(self.root / p, f"{self.path}: {key} =")) if p else p
 
     def _tables(self):
         """(section, label, table) of every validated table of the session file; label as in messages."""
@@ -100,12 +113,12 @@ class Session:
 
     def _resolve_paths(self) -> None:
         """Every 'path', 'paths' and 'dir' setting made absolute (relative to the session file)."""
-        for sec, _, t in self._tables():
+        for sec, label, t in self._tables():
             for p in sec.params:
                 if p.type in ("path", "dir"):
-                    t[p.name] = self._abs(t[p.name])
+                    t[p.name] = self._abs(t[p.name], f"{label} {p.name}")
                 elif p.type == "paths":
-                    t[p.name] = [self._abs(x) for x in t[p.name]]
+                    t[p.name] = [self._abs(x, f"{label} {p.name}") for x in t[p.name]]
 
     def _check_consistency(self) -> None:
         where = str(self.path)
@@ -139,7 +152,8 @@ class Session:
         """Every referenced file exists (raw files are not opened here)."""
         for key, p in self.files():
             if not Path(p).exists():
-                raise ConfigError(f"{self.path}: {key} = {p!r}: file not found")
+                why = "dangling symbolic link" if Path(p).is_symlink() else "file not found"
+                raise ConfigError(f"{self.path}: {key} = {p!r}: {why}")
 
     def files(self) -> list[tuple[str, str]]:
         """(config key, path) of every input file the session names."""

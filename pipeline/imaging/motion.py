@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 
 from pipeline.core.parameters import SPEC, MODALITIES
 from pipeline.io.binary import ChunkedBinary
@@ -127,9 +128,9 @@ def crispness(img: np.ndarray, valid=None) -> float:
 
 
 def robust_z(x: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 * MAD)."""
+    """(x - median) / (MAD scaled to a normal SD, 1.482602...); the SD (or 1) when the MAD is 0."""
     med = np.median(x)
-    mad = 1.4826 * np.median(np.abs(x - med))
+    mad = median_abs_deviation(x, scale="normal")
     return (x - med) / (mad if mad > 0 else (np.std(x) or 1.0))
 
 

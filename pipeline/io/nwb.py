@@ -316,6 +316,10 @@ def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, n
     return path, missing
 
 
+class NWBFileError(ValueError):
+    """An input given as NWB cannot be read as NWB. The message names the file."""
+
+
 def uses_nwb_segmentation(animal_cfg: dict) -> bool:
     """True when this animal's ROIs and traces come from its NWB file instead of extraction.
 
@@ -331,4 +335,9 @@ def uses_nwb_segmentation(animal_cfg: dict) -> bool:
         if not is_nwb:
             raise ValueError(f"rois_from = 'nwb' needs an NWB raw file; got {raw}")
         return True
-    return is_nwb and len(raw) == 1 and describe_nwb(raw[0])["segmentation"]
+    if not (is_nwb and len(raw) == 1):
+        return False
+    try:
+        return describe_nwb(raw[0])["segmentation"]
+    except Exception as exc:   # h5py/pynwb raise OSError, ValueError, KeyError... on a file that is not NWB
+        raise NWBFileError(f"{raw[0]}: not a readable NWB (HDF5) file ({type(exc).__name__}: {exc})") from None

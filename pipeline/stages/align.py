@@ -47,7 +47,8 @@ def _neuron_table(tree, a: str, n: int) -> pd.DataFrame:
     return tab
 
 
-@stage("align", needs=("extraction",), wants=("celltypes", "behavior"), params=("align",))
+@stage("align", needs=("extraction",), wants=("celltypes", "behavior"), params=("align",),
+       reads=("animal.frame_rate",))
 def run(ctx):
     p = ctx.params["align"]
     tree = ctx.upstream()

@@ -90,7 +90,8 @@ def build_events(session, p: dict, warn=None) -> tuple[pd.DataFrame, list[dict],
     return events, sources, clocks, repairs
 
 
-@stage("behavior", params=("behavior",), inputs=_inputs)
+@stage("behavior", params=("behavior",), inputs=_inputs,
+       reads=("annotations", "clock", "task", "animal.id"))
 def run(ctx):
     s, p = ctx.session, ctx.params["behavior"]
     if not s.annotations and not s.task["log"]:

@@ -57,7 +57,9 @@ def label_session(tree: xr.DataTree, session, params: dict, out: str | Path, see
     return result
 
 
-@stage("celltypes", needs=("extraction",), params=("celltypes",), inputs=_inputs)
+@stage("celltypes", needs=("extraction",), params=("celltypes",), inputs=_inputs,
+       reads=("animal.id", "animal.genotype", "animal.indicator", "animal.structural", "animal.structural_marks",
+              "animal.celltype_source", "animal.label_table", "session.seed"))
 def run(ctx):
     tree = ctx.upstream()
     return xr.DataTree.from_dict(label_session(tree, ctx.session, ctx.params["celltypes"], ctx.out,

@@ -12,7 +12,8 @@ from pipeline.analysis.decoding import decode_session
 from pipeline.core.orchestrate import stage
 
 
-@stage("decoding", needs=("align",), wants=("subspace", "encoding"), params=("decoding",), version="1")
+@stage("decoding", needs=("align",), wants=("subspace", "encoding"), params=("decoding",), version="1",
+       reads=("session.seed",))
 def run(ctx):
     p = ctx.params["decoding"]
     tree = ctx.upstream()

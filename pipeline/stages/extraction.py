@@ -82,7 +82,9 @@ def _trace_attrs(engine: str, params: dict) -> dict:
             "fluorescence, c[t] = exp(-1 / (tau fs)) c[t-1] + spikes[t]"}
 
 
-@stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs)
+@stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs,
+       reads=("animal.raw", "animal.raw_format", "animal.rois_from", "animal.modality", "animal.timestamps",
+              "animal.frame_rate", "animal.start_offset_s"))
 def run(ctx):
     tree = ctx.upstream()
     p = ctx.params["extraction"]

@@ -79,7 +79,9 @@ def motion_dataset(r: MotionResult, animal_cfg: dict, binary_rel: str) -> xr.Dat
     return ds
 
 
-@stage("motion", params=("motion",), inputs=raw_inputs)
+@stage("motion", params=("motion",), inputs=raw_inputs,
+       reads=("animal.raw", "animal.raw_format", "animal.hdf5_dataset", "animal.rois_from",
+              "animal.modality", "animal.timestamps"))
 def run(ctx):
     p = ctx.params["motion"]
     animals = ctx.session.animals

@@ -2,19 +2,22 @@
 
 The unit of replication is the pair (and the animal nested in it), never the
 neuron. `compare(table, value, factor)` aggregates to one number per unit,
-then tests the factor by an exact/Monte-Carlo permutation across units, and,
-when units repeat within pairs, a mixed-effects model (statsmodels MixedLM,
-pair as a random intercept). Effect sizes come with bootstrap intervals over
-units, and every result carries the number of pairs and animals behind it.
+then tests the factor by an exact/Monte-Carlo permutation across units
+(`scipy.stats.permutation_test`), and, when units repeat within pairs, a
+mixed-effects model (statsmodels MixedLM, pair as a random intercept). Effect
+sizes come with percentile bootstrap intervals over units (`scipy.stats.bootstrap`),
+and every result carries the number of pairs and animals behind it.
 """
 from __future__ import annotations
 
-import itertools
 import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from pipeline.core.rng import as_rng
 
 
 @dataclass
@@ -49,27 +52,41 @@ def unit_means(table: pd.DataFrame, value: str, factor: str, unit: str) -> pd.Da
     return t.groupby(keys, as_index=False)[value].mean()
 
 
+def _abs_mean_difference(x, y, axis=-1):
+    return np.abs(np.mean(x, axis=axis) - np.mean(y, axis=axis))
+
+
+def _abs_mean(d, axis=-1):
+    return np.abs(np.mean(d, axis=axis))
+
+
+def _mean_difference(x, y, axis=-1):
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def _mean(d, axis=-1):
+    return np.mean(d, axis=axis)
+
+
 def _perm_p(x: np.ndarray, y: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
-    """Two-sided permutation p of the difference of means; exact when the relabelings are few."""
-    obs = abs(x.mean() - y.mean())
-    pooled = np.concatenate([x, y])
-    n, k = len(pooled), len(x)
-    combos = None
-    from math import comb
-    if comb(n, k) <= n_perm:
-        combos = itertools.combinations(range(n), k)
-        stats = []
-        for c in combos:
-            m = np.zeros(n, bool)
-            m[list(c)] = True
-            stats.append(abs(pooled[m].mean() - pooled[~m].mean()))
-        stats = np.array(stats)
-        return float(np.mean(stats >= obs - 1e-12))
-    stats = np.empty(n_perm)
-    for i in range(n_perm):
-        p = rng.permutation(n)
-        stats[i] = abs(pooled[p[:k]].mean() - pooled[p[k:]].mean())
-    return float((np.sum(stats >= obs - 1e-12) + 1) / (n_perm + 1))
+    """Two-sided permutation p of the difference of means: P(|null| >= |observed|).
+
+    Exact (every relabeling, p = count / C(n, k)) when C(n, k) <= n_perm, else n_perm random
+    relabelings with p = (count + 1) / (n_perm + 1).
+    """
+    res = stats.permutation_test((x, y), _abs_mean_difference, permutation_type="independent",
+                                 vectorized=True, n_resamples=n_perm, alternative="greater", rng=rng)
+    return float(res.pvalue)
+
+
+def _bootstrap_ci(samples: tuple, statistic, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of `statistic` over units (each sample resampled on its own);
+    NaN when a sample has fewer than 2 units (nothing to resample)."""
+    if any(len(s) < 2 for s in samples):
+        return float("nan"), float("nan")
+    res = stats.bootstrap(samples, statistic, n_resamples=n_boot, vectorized=True, method="percentile",
+                          confidence_level=0.95, rng=rng)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _hedges_g(x, y) -> float:
@@ -107,7 +124,7 @@ def compare(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str
     'pair03/A'), `factor` and `value`. Rows are first averaged within unit x level.
     mixedlm=False skips the mixed model (p_mixedlm None), e.g. inside a calibration loop.
     """
-    rng = np.random.default_rng(random_state)
+    rng = as_rng(random_state)
     if levels is None:
         lv = sorted(table[factor].dropna().unique())
         if len(lv) != 2:
@@ -122,16 +139,14 @@ def compare(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str
         p = float("nan")
     else:
         p = _perm_p(x, y, n_perm, rng)
-    boots = np.array([rng.choice(x, len(x)).mean() - rng.choice(y, len(y)).mean() for _ in range(n_boot)]) \
-        if len(x) and len(y) else np.array([np.nan])
+    ci = _bootstrap_ci((x, y), _mean_difference, n_boot, rng)
     sub = table[table[factor].isin(levels)].dropna(subset=[value])
     return Comparison(
         value=value, factor=factor, levels=tuple(levels), unit=unit, n_units=(len(x), len(y)),
         n_pairs=int(sub["pair"].nunique()), n_animals=int(sub["animal"].nunique()) if "animal" in sub else 0,
         mean=(float(x.mean()) if len(x) else np.nan, float(y.mean()) if len(y) else np.nan),
         effect=float(x.mean() - y.mean()) if len(x) and len(y) else np.nan,
-        ci=(float(np.nanpercentile(boots, 2.5)), float(np.nanpercentile(boots, 97.5))),
-        hedges_g=_hedges_g(x, y), p_permutation=p, note=note,
+        ci=ci, hedges_g=_hedges_g(x, y), p_permutation=p, note=note,
         # animals (not neurons) are the rows of the mixed model; pair is the random intercept
         p_mixedlm=_mixedlm_p(unit_means(table, value, factor, "animal") if "animal" in table else table,
                              value, factor, levels) if mixedlm else None)
@@ -147,15 +162,13 @@ def neuron_level_p(table: pd.DataFrame, value: str, factor: str, levels: tuple[s
 
 
 def _signflip_p(d: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
-    """Two-sided sign-flip permutation p of mean(d) = 0; exact when 2^n <= n_perm."""
-    n = len(d)
-    obs = abs(d.mean())
-    if 2 ** n <= n_perm:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        stats = np.abs((signs * d).mean(1))
-        return float(np.mean(stats >= obs - 1e-12))
-    stats = np.abs((rng.choice((1.0, -1.0), (n_perm, n)) * d).mean(1))
-    return float((np.sum(stats >= obs - 1e-12) + 1) / (n_perm + 1))
+    """Two-sided sign-flip permutation p of mean(d) = 0: P(|null| >= |observed|).
+
+    Exact (all 2^n sign patterns) when 2^n <= n_perm, else n_perm random flips with (count + 1) / (n_perm + 1).
+    """
+    res = stats.permutation_test((d,), _abs_mean, permutation_type="samples", vectorized=True,
+                                 n_resamples=n_perm, alternative="greater", rng=rng)
+    return float(res.pvalue)
 
 
 def compare_paired(table: pd.DataFrame, value: str, factor: str, levels: tuple[str, str],
@@ -169,7 +182,7 @@ def compare_paired(table: pd.DataFrame, value: str, factor: str, levels: tuple[s
     over units and Hedges' g_z = mean(d)/sd(d) with the small-sample correction. Units with only
     one level are left out and counted in `note`. `p_mixedlm` is None (the paired test is the model).
     """
-    rng = np.random.default_rng(random_state)
+    rng = as_rng(random_state)
     um = unit_means(table, value, factor, unit)
     um = um[um[factor].isin(levels)]
     wide = um.pivot_table(index=unit, columns=factor, values=value, aggfunc="mean")
@@ -186,7 +199,7 @@ def compare_paired(table: pd.DataFrame, value: str, factor: str, levels: tuple[s
         p = float("nan")
     else:
         p = _signflip_p(d, n_perm, rng)
-    boots = np.array([rng.choice(d, n).mean() for _ in range(n_boot)]) if n else np.array([np.nan])
+    ci = _bootstrap_ci((d,), _mean, n_boot, rng)
     sd = d.std(ddof=1) if n > 1 else np.nan
     gz = float(d.mean() / sd * (1 - 3 / (4 * (n - 1) - 1))) if n > 2 and sd > 0 else float("nan")
     units = set(both.index)
@@ -196,5 +209,4 @@ def compare_paired(table: pd.DataFrame, value: str, factor: str, levels: tuple[s
         n_pairs=int(sub["pair"].nunique()), n_animals=int(sub["animal"].nunique()) if "animal" in sub else 0,
         mean=(float(both[levels[0]].mean()) if n else np.nan, float(both[levels[1]].mean()) if n else np.nan),
         effect=float(d.mean()) if n else np.nan,
-        ci=(float(np.nanpercentile(boots, 2.5)), float(np.nanpercentile(boots, 97.5))),
-        hedges_g=gz, p_permutation=p, p_mixedlm=None, note=note)
+        ci=ci, hedges_g=gz, p_permutation=p, p_mixedlm=None, note=note)

@@ -242,13 +242,16 @@ def _subspace_rows(add, a: str, top: xr.Dataset | None, sa: xr.Dataset | None, c
     if "cv_r" in top:
         add("cv_r1", top["cv_r"].values[0] if top["cv_r"].size else np.nan, **kw)
     if cm is not None:
+        # one entry per (animal, cell type, repeat) on dim `sample`; the (cell_type, draw)
+        # arrays pool both animals, so they cannot be split by animal
         sel = cm["animal"].values.astype(str) == a
-        tys = cm["cell_type"].values.astype(str)
+        tys = cm["population"].values.astype(str)
         for t in sorted(set(tys[sel].tolist())):
             s = sel & (tys == t)
             kw2 = dict(n_neurons=cm.attrs.get("n_neurons", np.nan), n_time=cm.attrs.get("n_time", np.nan))
-            add("K_type_matched", cm["n_shared"].values[s].mean(), cell_type=t, **kw2)
-            add("shared_fraction_type_matched", cm["shared_fraction"].values[s].mean(), cell_type=t, **kw2)
+            add("K_type_matched", cm["n_shared_sample"].values[s].mean(), cell_type=t, **kw2)
+            add("shared_fraction_type_matched", cm["shared_fraction_sample"].values[s].mean(),
+                cell_type=t, **kw2)
 
 
 def _encoding_rows(add, enc: xr.Dataset | None, why: str | None) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.imaging.correlation import correlation_image
 from pipeline.io.binary import ChunkedBinary
 
 log = logging.getLogger("interbrain.extraction")
@@ -144,25 +145,6 @@ def _flicker_edges(raw: np.ndarray, valid_yx=None, factor: float = 1.5):
             (inward(cols, vx0), Lx - inward(cols[::-1], Lx - vx1)))
 
 
-def _local_corr(Y: np.ndarray) -> np.ndarray:
-    """Mean temporal correlation of each pixel with its 4 neighbours, (Y, X) float32; Y: (T, Y, X)."""
-    z = Y - Y.mean(0)
-    z /= np.maximum(z.std(0), 1e-12)
-    acc = np.zeros(Y.shape[1:], np.float32)
-    n = np.zeros(Y.shape[1:], np.float32)
-    for ax in (1, 2):
-        r = (z * np.roll(z, -1, axis=ax)).mean(0)
-        sl = [slice(None)] * 2
-        sl[ax - 1] = slice(0, -1)
-        acc[tuple(sl)] += r[tuple(sl)]
-        n[tuple(sl)] += 1
-        sl2 = [slice(None)] * 2
-        sl2[ax - 1] = slice(1, None)
-        acc[tuple(sl2)] += r[tuple(sl)]
-        n[tuple(sl2)] += 1
-    return (acc / np.maximum(n, 1)).astype(np.float32)
-
-
 def _merge(A, C, **kw):
     """minian's unit_merge; (A, C) unchanged when no pair of units overlaps (minian raises then)."""
     from minian.cnmf import unit_merge
@@ -204,7 +186,7 @@ def cnmf(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict,
         Y_fm = Y_fm.persist()
         Y_hw = Y_fm.chunk({"frame": -1, "height": min(Ly, 64), "width": min(Lx, 64)}).persist()
         sd = _noise_sd(Y)
-        corr = _local_corr(Y)
+        corr = correlation_image(Y, neighbours=4)
         del Y
         units = None
         seeds = _seeds(Y_fm, Y_hw, st, sd, edges, info, t0)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from pipeline.imaging.correlation import correlation_image
+
 
 def tophat(frames: np.ndarray, radius: float, sigma_small: float = 0.0) -> np.ndarray:
     """Per-frame morphological top-hat (minian's remove_background): (T, Y, X) -> (T, Y, X) float32.
@@ -40,24 +42,6 @@ def remove_background(mov: np.ndarray, sigma_small: float, radius: float) -> np.
     out = tophat(mov, radius, sigma_small)
     out -= np.median(out, axis=0)[None]
     return out
-
-
-def correlation_image(mov: np.ndarray) -> np.ndarray:
-    """Mean Pearson r of each pixel with its 8 neighbours; mov (T, Y, X) -> (Y, X)."""
-    z = mov - mov.mean(0)
-    z /= np.maximum(z.std(0), 1e-12)
-    T, Y, X = z.shape
-    acc = np.zeros((Y, X), np.float64)
-    cnt = np.zeros((Y, X), np.float64)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == dx == 0:
-                continue
-            ys, yd = (slice(0, Y - dy), slice(dy, Y)) if dy >= 0 else (slice(-dy, Y), slice(0, Y + dy))
-            xs, xd = (slice(0, X - dx), slice(dx, X)) if dx >= 0 else (slice(-dx, X), slice(0, X + dx))
-            acc[ys, xs] += (z[:, ys, xs] * z[:, yd, xd]).mean(0)
-            cnt[ys, xs] += 1
-    return (acc / cnt).astype(np.float32)
 
 
 def detect_1p(mov: np.ndarray, diameter: float, min_corr: float = 0.3, min_pnr: float = 4.0,
