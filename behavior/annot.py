@@ -58,18 +58,39 @@ def read_annot(path, subjects: Mapping[str, str] | None = None, animal: str = ""
     src = source_name(path)
     lines = read_text(path).splitlines()     # UTF-8, else cp1252/latin-1, like BORIS files
 
+    meta, first_channel = _header(path, lines)
+    fps = _framerate(path, meta, options)
+    recs = _bout_records(path, lines, first_channel)
+    units = _units(path, recs, units, fps)
+    out = []
+    for line, ch, beh, start, stop, _ in recs:
+        a = map_subject(ch, chan_map, animal, path, line, what="channel")
+        if units == "frames":
+            t0, t1 = (start - 1) / fps, stop / fps
+        else:
+            t0, t1 = start, stop
+        out.append(dict(animal=a, behavior=beh, start=t0, stop=t1, kind="state", source=src, line=line))
+    repairs: list[str] = []
+    out = resolve_overlaps(out, path, repair, repairs)
+    movie = meta.get("movie file(s)", (0, ""))[1] or None
+    return make_events(out, clock=clock, repairs=repairs, fps=fps, annot_units=units, movie=movie)
+
+
+def _header(path, lines: list[str]) -> tuple[dict[str, tuple[int, str]], int]:
+    """({lower-case key: (line, value)} of the 'Key: value' lines before the first channel, the
+    1-based line of the first channel section)."""
     meta: dict[str, tuple[int, str]] = {}
-    first_channel = None
     for i, raw in enumerate(lines, start=1):
         if _CHANNEL_RE.match(raw.strip()):
-            first_channel = i
-            break
+            return meta, i
         m = _KEY_RE.match(raw)
         if m:
             meta[m.group(1).strip().lower()] = (i, m.group(2).strip())
-    if first_channel is None:
-        raise AnnotationError(path, "no channel section ('Ch1----------') found; is this a Bento .annot file?")
+    raise AnnotationError(path, "no channel section ('Ch1----------') found; is this a Bento .annot file?")
 
+
+def _framerate(path, meta: dict, options: dict) -> float | None:
+    """options.fps, else the 'Annotation framerate:' line (checked), else None."""
     fps = None
     if "annotation framerate" in meta:
         ln, txt = meta["annotation framerate"]
@@ -81,8 +102,11 @@ def read_annot(path, subjects: Mapping[str, str] | None = None, animal: str = ""
             raise AnnotationError(path, f"'Annotation framerate: {txt}' must be positive", ln)
     if options.get("fps") is not None:
         fps = float(options["fps"])
+    return fps
 
-    # parse the channel sections into raw (line, channel, behaviour, start, stop, text) records
+
+def _bout_records(path, lines: list[str], first_channel: int) -> list[tuple]:
+    """The channel sections as (line, channel, behaviour, start, stop, start+stop text) records."""
     recs = []
     channel = behavior = None
     expect_header = False
@@ -105,19 +129,29 @@ def read_annot(path, subjects: Mapping[str, str] | None = None, animal: str = ""
             continue
         if behavior is None:
             raise AnnotationError(path, f"{s!r} is outside a behaviour ('>name') block", i)
-        parts = s.split()
-        if len(parts) < 2:
-            raise AnnotationError(path, f"bout row {s!r} needs 'Start Stop Duration'", i)
-        try:
-            start, stop = float(parts[0]), float(parts[1])
-        except ValueError:
-            raise AnnotationError(path, f"bout row {s!r}: Start and Stop must be numbers", i) from None
-        if not (math.isfinite(start) and math.isfinite(stop)):
-            raise AnnotationError(path, f"bout row {s!r}: Start and Stop must be finite", i)
-        if stop < start:
-            raise AnnotationError(path, f"bout row {s!r}: Stop before Start", i)
-        recs.append((i, channel, behavior, start, stop, parts[0] + parts[1]))
+        recs.append((i, channel, behavior, *_bout(path, s, i)))
+    return recs
 
+
+def _bout(path, s: str, i: int) -> tuple[float, float, str]:
+    """(start, stop, start+stop text) of bout row `s` (line i)."""
+    parts = s.split()
+    if len(parts) < 2:
+        raise AnnotationError(path, f"bout row {s!r} needs 'Start Stop Duration'", i)
+    try:
+        start, stop = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise AnnotationError(path, f"bout row {s!r}: Start and Stop must be numbers", i) from None
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise AnnotationError(path, f"bout row {s!r}: Start and Stop must be finite", i)
+    if stop < start:
+        raise AnnotationError(path, f"bout row {s!r}: Stop before Start", i)
+    return start, stop, parts[0] + parts[1]
+
+
+def _units(path, recs: list[tuple], units: str, fps: float | None) -> str:
+    """'frames' or 'seconds' ('auto': seconds when a bout value holds a decimal point or exponent);
+    frame bouts need a frame rate and whole frames >= 1."""
     if units == "auto":
         units = "seconds" if any(("." in r[5]) or ("e" in r[5].lower()) for r in recs) else "frames"
     if units == "frames":
@@ -127,19 +161,7 @@ def read_annot(path, subjects: Mapping[str, str] | None = None, animal: str = ""
         for r in recs:
             if r[3] != int(r[3]) or r[4] != int(r[4]) or r[3] < 1:
                 raise AnnotationError(path, f"bout {r[3]:g} {r[4]:g}: frames must be whole numbers >= 1", r[0])
-
-    out = []
-    for line, ch, beh, start, stop, _ in recs:
-        a = map_subject(ch, chan_map, animal, path, line, what="channel")
-        if units == "frames":
-            t0, t1 = (start - 1) / fps, stop / fps
-        else:
-            t0, t1 = start, stop
-        out.append(dict(animal=a, behavior=beh, start=t0, stop=t1, kind="state", source=src, line=line))
-    repairs: list[str] = []
-    out = resolve_overlaps(out, path, repair, repairs)
-    movie = meta.get("movie file(s)", (0, ""))[1] or None
-    return make_events(out, clock=clock, repairs=repairs, fps=fps, annot_units=units, movie=movie)
+    return units
 
 
 def write_annot(events: pd.DataFrame, path, fps: float, channels: Mapping[str, str] | None = None,

@@ -222,7 +222,17 @@ def read_boris(path, subjects: Mapping[str, str] | None = None, animal: str = ""
                                       f"{ev['start']:g} s (line {ev['line']})", line)
             ev["stop"] = time
             out.append(ev)
-    for ev in open_.values():
+    out += _close_unpaired(open_.values(), duration, last_time, repair, repairs, path, src)
+    out = resolve_overlaps(out, path, repair, repairs)
+    return make_events(out, clock=clock, repairs=repairs, fps=fps, media_duration_s=duration, observation=obs)
+
+
+def _close_unpaired(unpaired, duration: float | None, last_time: float, repair: bool, repairs: list[str],
+                    path, src: str) -> list[dict]:
+    """State events whose START has no STOP: an error, or with `repair` closed at the media duration
+    (else the file's last time), each repair noted in `repairs`."""
+    out = []
+    for ev in unpaired:
         msg = f"START of {ev['behavior']!r} has no STOP"
         if not repair:
             raise AnnotationError(path, msg + "; fix the file or pass options {repair = true}", ev["line"])
@@ -231,8 +241,7 @@ def read_boris(path, subjects: Mapping[str, str] | None = None, animal: str = ""
         repairs.append(f"{src}, line {ev['line']}: {msg}: closed at the {why} ({end:g} s)")
         ev["stop"] = end
         out.append(ev)
-    out = resolve_overlaps(out, path, repair, repairs)
-    return make_events(out, clock=clock, repairs=repairs, fps=fps, media_duration_s=duration, observation=obs)
+    return out
 
 
 def read_boris_aggregated(path, subjects: Mapping[str, str] | None = None, animal: str = "",

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.core.parameters.session import ANNOTATION_FORMATS
+
 from . import annot, boris, generic, pose, simba
 from .events import AnnotationError, check_known_behaviors, check_options, validate_events
 
-# format -> (reader, allowed option keys)
+# format -> (reader, allowed option keys); one per format of the spec's [[annotations]] format choices
 READERS = {
     "boris": (boris.read_boris, boris.OPTIONS),
     "boris_aggregated": (boris.read_boris_aggregated, boris.OPTIONS),
@@ -26,7 +28,7 @@ READERS = {
     "dlc": (pose.read_pose_annotations, pose.OPTIONS),
     "csv": (generic.read_generic, generic.OPTIONS),
 }
-FORMATS = tuple(READERS)
+FORMATS = ANNOTATION_FORMATS
 
 
 def read_annotations(path, format: str = "boris", subjects: Mapping[str, str] | None = None, animal: str = "",

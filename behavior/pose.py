@@ -428,37 +428,9 @@ def load_pair(path, subjects: Mapping[str, str] | None = None, animal: str = "",
     report: dict = {"notes": list(pose.notes)}
     subjects = dict(subjects or {})
     if len(pose.individuals) == 1:
-        pf = options.get("partner_file")
-        if not pf or animal not in ("A", "B"):
-            raise AnnotationError(path, "single-animal pose file: give 'animal' (which animal it tracks) and "
-                                  "options.partner_file (the other animal's pose file)")
-        pfile = Path(path).parent / pf
-        partner = read_pose(pfile, options.get("pose_format", "auto"))
-        if len(partner.individuals) != 1 or partner.nodes != pose.nodes or partner.n_frames != pose.n_frames:
-            raise AnnotationError(pfile, f"partner pose file must track one animal with the same body parts "
-                                  f"{pose.nodes} and {pose.n_frames} frames")
-        order = [pose, partner] if animal == "A" else [partner, pose]
-        xy = np.concatenate([p.xy for p in order], axis=1)
-        lik = None if pose.likelihood is None or partner.likelihood is None else \
-            np.concatenate([p.likelihood for p in order], axis=1)
-        pose = Pose(xy, pose.nodes, ["A", "B"], lik, str(path), pose.notes)
-        report["identity"] = {"A": str(path if animal == "A" else pfile), "B": str(pfile if animal == "A" else path)}
+        pose, report["identity"] = _with_partner_file(path, pose, animal, options)
     else:
-        if subjects:
-            unknown = [i for i in pose.individuals if i not in subjects]
-            if unknown:
-                raise AnnotationError(path, f"unknown individual(s) {unknown}; known subjects: {list(subjects)}")
-            by_animal = {v: k for k, v in subjects.items() if k in pose.individuals}
-            if set(by_animal) != {"A", "B"}:
-                raise AnnotationError(path, f"'subjects' must map one individual of the file to A and one to B; "
-                                      f"file individuals: {pose.individuals}")
-            names = [by_animal["A"], by_animal["B"]]
-        elif len(pose.individuals) == 2:
-            names = list(pose.individuals)
-            report["notes"].append(f"no 'subjects' given: {names[0]!r} -> A, {names[1]!r} -> B (file order)")
-        else:
-            raise AnnotationError(path, f"the file tracks {len(pose.individuals)} individuals {pose.individuals}; "
-                                  "map two of them with 'subjects'")
+        names = _pair_individuals(path, pose, subjects, report["notes"])
         pose = pose.select(names)
         report["identity"] = {"A": names[0], "B": names[1]}
         pose.individuals = ["A", "B"]
@@ -481,6 +453,46 @@ def load_pair(path, subjects: Mapping[str, str] | None = None, animal: str = "",
         pose.xy, pose.likelihood = repair_swaps(pose.xy, swaps, pose.likelihood)
         report["swaps_repaired"] = True
     return pose, report
+
+
+def _with_partner_file(path, pose: Pose, animal: str, options: dict) -> tuple[Pose, dict]:
+    """A single-animal pose file (tracking `animal`) joined with options.partner_file (the other
+    animal): (pose with individuals ['A', 'B'], {A: file, B: file})."""
+    pf = options.get("partner_file")
+    if not pf or animal not in ("A", "B"):
+        raise AnnotationError(path, "single-animal pose file: give 'animal' (which animal it tracks) and "
+                              "options.partner_file (the other animal's pose file)")
+    pfile = Path(path).parent / pf
+    partner = read_pose(pfile, options.get("pose_format", "auto"))
+    if len(partner.individuals) != 1 or partner.nodes != pose.nodes or partner.n_frames != pose.n_frames:
+        raise AnnotationError(pfile, f"partner pose file must track one animal with the same body parts "
+                              f"{pose.nodes} and {pose.n_frames} frames")
+    order = [pose, partner] if animal == "A" else [partner, pose]
+    xy = np.concatenate([p.xy for p in order], axis=1)
+    lik = None if pose.likelihood is None or partner.likelihood is None else \
+        np.concatenate([p.likelihood for p in order], axis=1)
+    pose = Pose(xy, pose.nodes, ["A", "B"], lik, str(path), pose.notes)
+    return pose, {"A": str(path if animal == "A" else pfile), "B": str(pfile if animal == "A" else path)}
+
+
+def _pair_individuals(path, pose: Pose, subjects: dict, notes: list[str]) -> list[str]:
+    """[individual of A, individual of B] of a multi-animal pose file: from `subjects`, else the
+    file order of exactly two individuals (noted in `notes`)."""
+    if subjects:
+        unknown = [i for i in pose.individuals if i not in subjects]
+        if unknown:
+            raise AnnotationError(path, f"unknown individual(s) {unknown}; known subjects: {list(subjects)}")
+        by_animal = {v: k for k, v in subjects.items() if k in pose.individuals}
+        if set(by_animal) != {"A", "B"}:
+            raise AnnotationError(path, f"'subjects' must map one individual of the file to A and one to B; "
+                                  f"file individuals: {pose.individuals}")
+        return [by_animal["A"], by_animal["B"]]
+    if len(pose.individuals) == 2:
+        names = list(pose.individuals)
+        notes.append(f"no 'subjects' given: {names[0]!r} -> A, {names[1]!r} -> B (file order)")
+        return names
+    raise AnnotationError(path, f"the file tracks {len(pose.individuals)} individuals {pose.individuals}; "
+                          "map two of them with 'subjects'")
 
 
 def read_pose_annotations(path, subjects: Mapping[str, str] | None = None, animal: str = "",

@@ -29,8 +29,6 @@ import pandas as pd
 from pipeline.core.animals import ANIMALS
 
 EVENTS = ("port_entry", "port_exit", "poke", "reward")
-DERIVED = ("poke", "poke_coordinated", "poke_uncoordinated", "hold", "at_port",
-           "port_entry", "port_exit", "partner_arrival", "reward")
 COLUMNS = ("animal", "behavior", "start", "stop", "kind", "source")
 
 

@@ -444,3 +444,11 @@ def test_boris_large_file_round_trip(tmp_path):
     events = ev(rows)
     p = write_boris_tabular(events, tmp_path / "big.csv", fps=FPS, subjects=NAMES)
     same(read_annotations(p, "boris", subjects=SUBJ), events)
+
+
+def test_every_format_of_the_spec_has_a_reader():
+    """The session spec's [[annotations]] format choices are the importers' formats, one reader each."""
+    from behavior.importers import FORMATS, READERS
+    from pipeline.core.parameters import SPEC
+    assert SPEC["annotations"].param("format").choices == FORMATS
+    assert list(READERS) == list(FORMATS)

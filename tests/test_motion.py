@@ -50,6 +50,17 @@ def test_1p_rigid_shifts_recovered_under_strong_background(reg1p):
     assert r.settings["smooth_sigma"] == 4.0             # suite2p's one-photon smoothing
 
 
+def test_unset_registration_settings_take_the_modality_default_of_the_spec():
+    from pipeline.imaging.motion import suite2p_registration_settings
+    unset = SPEC["motion"].validate({}, "test")
+    for modality, (sigma, taper) in {"2p": (1.15, 3.45), "1p": (4.0, 50.0)}.items():
+        s = suite2p_registration_settings(modality, unset, (100, 512, 512))
+        assert (s["smooth_sigma"], s["spatial_taper"]) == (sigma, taper)
+    s = suite2p_registration_settings("1p", {**unset, "smooth_sigma": 2.0, "spatial_taper": 8.0}, (100, 512, 512))
+    assert (s["smooth_sigma"], s["spatial_taper"]) == (2.0, 8.0)
+    assert suite2p_registration_settings("1p", unset, (100, 64, 64))["spatial_taper"] == 6.4   # capped: side / 10
+
+
 @pytest.mark.parametrize("which", ["reg2p", "reg1p"])
 def test_registration_makes_the_mean_image_crisper_and_writes_the_binary(which, request):
     r, _, movie = request.getfixturevalue(which)

@@ -59,7 +59,7 @@ def _where(doc: dict, sec: str) -> list[dict]:
         return [doc["animals"]["A"], doc["animals"]["B"]]
     if kind == "array":
         return doc[sec]
-    if kind == "clocks":
+    if kind == "named":
         return list(doc["clocks"].values())
     return [doc.setdefault(sec, {})]
 
@@ -78,6 +78,8 @@ def _candidates(param, current, doc: dict) -> list:
         return [t(v) if t is int else float(v) for v in vals if v is not None]
     if t == "path":
         return ["elsewhere/other.csv"]
+    if t == "dir":
+        return ["elsewhere/results"]
     if t == "paths":
         return [["elsewhere/other.tif"]]
     if t is str:   # free strings; names of other tables (e.g. clocks) first
@@ -108,7 +110,7 @@ def _readers(sec: str, key: str) -> set[str]:
     return {n for n, st in REGISTRY.items() if key in st.read_keys().get(sec, ())}
 
 
-ALL_KEYS = [(sec.name, p.name) for sec in SPEC.values() for p in sec.params]
+ALL_KEYS = [(sec.name, p.name) for sec in SPEC.values() if sec.file == "session" for p in sec.params]
 
 
 def _changed_session(sim: Path, sec: str, key: str) -> Session:

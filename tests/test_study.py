@@ -292,8 +292,17 @@ def test_study_file_errors(study_dir, tmp_path):
         load_study(write_study(tmp_path, [abs_pairs[0], dict(abs_pairs[1], name="pair0")]))
     with pytest.raises(ConfigError, match=r"#1: give exactly one of result"):
         load_study(write_study(tmp_path, [{"condition": "social"}]))
-    with pytest.raises(ConfigError, match=r"\[study\] n_surrogates: expected int"):
+    with pytest.raises(ConfigError, match=r"study.toml \[study\]: 'n_surrogates' must be int in \[1, inf\], got str"):
         load_study(write_study(tmp_path, abs_pairs, n_surrogates="many"))
+    with pytest.raises(ConfigError, match=r"\[study\]: 'conditions' must be two condition names"):
+        load_study(write_study(tmp_path, abs_pairs, conditions=["social", "separated", "toy"]))
+    with pytest.raises(ConfigError, match=r"\[study\]: unknown key\(s\) 'n_surogates'"):
+        load_study(write_study(tmp_path, abs_pairs, n_surogates=10))
+    with pytest.raises(ConfigError, match=r"\[study\]: 'n_boot' = 0 is out of range"):
+        load_study(write_study(tmp_path, abs_pairs, n_boot=0))
+    st = load_study(write_study(tmp_path, abs_pairs, n_perm=500))
+    defaults = {k: v for k, v in SPEC["study"].defaults().items() if k not in ("name", "output_dir")}
+    assert st.params == {**defaults, "n_perm": 500} and st.output_dir == tmp_path / "study_out"
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"#1: .*not an interbrain result folder"):
         load_study(write_study(tmp_path, [{"result": str(tmp_path / "empty")}]))

@@ -30,8 +30,8 @@ import xarray as xr
 
 from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, event_times, hold_events, parse_contrast, standardize)
 from pipeline.core.animals import ANIMALS
+from pipeline.core.parameters.stages import DECODING_CONDITIONS as CONDITIONS  # noqa: F401 (re-exported)
 
-CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
 NULL_RULES = {
     "shift": "activity circularly shifted against the event train (labels, bout times and their clustering kept), "
              "shift uniform on [min_shift_s, duration - min_shift_s]; one balanced subsample per surrogate",

@@ -234,7 +234,7 @@ def _section_tables(session: Session, sec: str):
         return {a: session.animals[a] for a in ANIMALS}
     if kind == "array":
         return getattr(session, sec)
-    if kind == "clocks":
+    if kind == "named":
         return session.clocks
     return session.params[sec] if sec in session.params else getattr(session, sec)
 
@@ -244,7 +244,7 @@ def _hashable(session: Session, sec: str, key: str, value):
     the files' contents are hashed separately as raw inputs)."""
     typ = SPEC[sec].param(key).type
     rel = lambda v: os.path.relpath(v, session.root) if v else v   # noqa: E731
-    if typ == "path":
+    if typ in ("path", "dir"):
         return rel(value)
     if typ == "paths":
         return [rel(v) for v in value]
@@ -254,7 +254,7 @@ def _hashable(session: Session, sec: str, key: str, value):
 def read_values(st: Stage, session: Session) -> dict:
     """The resolved values of every setting `st` declares it reads, by spec section.
 
-    Tables of kind animal/clocks give {name: {key: value}}, arrays [{key: value}, ...].
+    Tables of kind animal/named give {name: {key: value}}, arrays [{key: value}, ...].
     """
     out = {}
     for sec, keys in st.read_keys().items():
@@ -262,7 +262,7 @@ def read_values(st: Stage, session: Session) -> dict:
         pick = lambda t: {k: _hashable(session, sec, k, t[k]) for k in keys}   # noqa: E731
         if isinstance(tables, list):
             out[sec] = [pick(t) for t in tables]
-        elif SPEC[sec].kind in ("animal", "clocks"):
+        elif SPEC[sec].kind in ("animal", "named"):
             out[sec] = {n: pick(t) for n, t in tables.items()}
         else:
             out[sec] = pick(tables)

@@ -14,7 +14,9 @@ from typing import Any
 from pipeline.core.parameters import SPEC, STAGE_SECTIONS, ConfigError
 from pipeline.core.animals import ANIMALS
 
-_TOP_KEYS = {"session", "animals", "annotations", "clocks", "task"} | {s.name for s in STAGE_SECTIONS}
+# the sections of a session file, in validation order; each reads top-level key `key` (see Section.kind)
+SECTIONS = tuple(s for s in SPEC.values() if s.file == "session")
+_TOP_KEYS = {s.key for s in SECTIONS}
 
 
 def _resolve(path: str | Path, what: str) -> Path:
@@ -65,26 +67,10 @@ class Session:
             raise ConfigError(
                 f"{where}: unknown section(s) {', '.join(repr(u) for u in unknown)}; known sections are "
                 + ", ".join(sorted(_TOP_KEYS)))
-        session = SPEC["session"].validate(doc.get("session"), f"{where} [session]")
-
-        animals_doc = doc.get("animals")
-        if not isinstance(animals_doc, dict) or set(animals_doc) != set(ANIMALS):
-            got = sorted(animals_doc) if isinstance(animals_doc, dict) else animals_doc
-            raise ConfigError(f"{where} [animals]: a pair needs exactly [animals.A] and [animals.B]; got {got}")
-        animals = {a: SPEC["animal"].validate(animals_doc[a], f"{where} [animals.{a}]") for a in ANIMALS}
-
-        ann_doc = doc.get("annotations", [])
-        if not isinstance(ann_doc, list):
-            raise ConfigError(f"{where}: 'annotations' must be an array of tables ([[annotations]])")
-        annotations = [SPEC["annotations"].validate(t, f"{where} [[annotations]] #{i + 1}")
-                       for i, t in enumerate(ann_doc)]
-
-        clocks_doc = doc.get("clocks", {})
-        if not isinstance(clocks_doc, dict):
-            raise ConfigError(f"{where}: 'clocks' must be a table of [clocks.NAME] tables")
-        clocks = {n: SPEC["clock"].validate(t, f"{where} [clocks.{n}]") for n, t in clocks_doc.items()}
-        task = SPEC["task"].validate(doc.get("task"), f"{where} [task]")
-        params = {s.name: s.validate(doc.get(s.name), f"{where} [{s.name}]") for s in STAGE_SECTIONS}
+        v = {s.name: _validate(s, doc.get(s.key), where) for s in SECTIONS}
+        session, animals, annotations = v.pop("session"), v.pop("animal"), v.pop("annotations")
+        clocks, task = v.pop("clock"), v.pop("task")
+        params = {s.name: v[s.name] for s in STAGE_SECTIONS}
 
         self = cls(path=path, session=session, animals=animals, annotations=annotations,
                    clocks=clocks, task=task, params=params, raw_toml=doc)
@@ -114,18 +100,27 @@ class Session:
     def _abs(self, p: str, key: str) -> str:
         return str(_resolve(self.root / p, f"{self.path}: {key} =")) if p else p
 
-    def _resolve_paths(self) -> None:
-        self.session["output_dir"] = self._abs(self.session["output_dir"], "[session] output_dir")
+    def _tables(self):
+        """(section, label, table) of every validated table of the session file; label as in messages."""
+        yield SPEC["session"], "[session]", self.session
         for name, a in self.animals.items():
-            a["raw"] = [self._abs(p, f"[animals.{name}] raw") for p in a["raw"]]
-            for k in ("timestamps", "structural", "label_table", "segmentation"):
-                a[k] = self._abs(a[k], f"[animals.{name}] {k}")
+            yield SPEC["animal"], f"[animals.{name}]", a
         for i, t in enumerate(self.annotations):
-            t["path"] = self._abs(t["path"], f"[[annotations]] #{i + 1} path")
+            yield SPEC["annotations"], f"[[annotations]] #{i + 1}", t
         for n, c in self.clocks.items():
-            for k in ("timestamps", "sync"):
-                c[k] = self._abs(c[k], f"[clocks.{n}] {k}")
-        self.task["log"] = self._abs(self.task["log"], "[task] log")
+            yield SPEC["clock"], f"[clocks.{n}]", c
+        yield SPEC["task"], "[task]", self.task
+        for sec in STAGE_SECTIONS:
+            yield sec, f"[{sec.name}]", self.params[sec.name]
+
+    def _resolve_paths(self) -> None:
+        """Every 'path', 'paths' and 'dir' setting made absolute (relative to the session file)."""
+        for sec, label, t in self._tables():
+            for p in sec.params:
+                if p.type in ("path", "dir"):
+                    t[p.name] = self._abs(t[p.name], f"{label} {p.name}")
+                elif p.type == "paths":
+                    t[p.name] = [self._abs(x, f"{label} {p.name}") for x in t[p.name]]
 
     def _check_consistency(self) -> None:
         where = str(self.path)
@@ -165,18 +160,36 @@ class Session:
     def files(self) -> list[tuple[str, str]]:
         """(config key, path) of every input file the session names."""
         out = []
-        for name, a in self.animals.items():
-            out += [(f"[animals.{name}] raw", p) for p in a["raw"]]
-            out += [(f"[animals.{name}] {k}", a[k]) for k in ("timestamps", "structural", "label_table", "segmentation")
-                    if a[k]]
-        out += [(f"[[annotations]] #{i + 1} path", t["path"]) for i, t in enumerate(self.annotations)]
-        for n, c in self.clocks.items():
-            out += [(f"[clocks.{n}] {k}", c[k]) for k in ("timestamps", "sync") if c[k]]
-        if self.task["log"]:
-            out.append(("[task] log", self.task["log"]))
+        for sec, label, t in self._tables():
+            for p in sec.path_params():
+                given = t[p.name] if p.type == "paths" else [t[p.name]] if t[p.name] else []
+                out += [(f"{label} {p.name}", x) for x in given]
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """The validated, resolved session (JSON/TOML-serialisable), for provenance."""
         return {"session": self.session, "animals": self.animals, "annotations": self.annotations,
                 "clocks": self.clocks, "task": self.task, **self.params}
+
+
+def _validate(section, doc, where: str):
+    """One section of a session file, validated by its kind: a table, one table per animal,
+    an array of tables or a table of named tables (see Section.kind)."""
+    key = section.key
+    if section.kind == "table":
+        return section.validate(doc, f"{where} [{key}]")
+    if section.kind == "animal":
+        if not isinstance(doc, dict) or set(doc) != set(ANIMALS):
+            got = sorted(doc) if isinstance(doc, dict) else doc
+            raise ConfigError(f"{where} [{key}]: a pair needs exactly "
+                              + " and ".join(f"[{key}.{a}]" for a in ANIMALS) + f"; got {got}")
+        return {a: section.validate(doc[a], f"{where} [{key}.{a}]") for a in ANIMALS}
+    if section.kind == "array":
+        doc = [] if doc is None else doc
+        if not isinstance(doc, list):
+            raise ConfigError(f"{where}: '{key}' must be an array of tables ([[{key}]])")
+        return [section.validate(t, f"{where} [[{key}]] #{i + 1}") for i, t in enumerate(doc)]
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: '{key}' must be a table of [{key}.NAME] tables")
+    return {n: section.validate(t, f"{where} [{key}.{n}]") for n, t in doc.items()}

@@ -30,14 +30,11 @@ import numpy as np
 from scipy import ndimage
 from scipy.stats import median_abs_deviation
 
+from pipeline.core.parameters import SPEC, MODALITIES
 from pipeline.io.binary import ChunkedBinary
 from pipeline.io.readers import Movie
 
 log = logging.getLogger("interbrain.motion")
-
-DEFAULTS_BY_MODALITY = {"2p": {"smooth_sigma": 1.15, "spatial_taper": 3.45},
-                        "1p": {"smooth_sigma": 4.0, "spatial_taper": 50.0}}
-
 
 # ---------------------------------------------------------------------------
 @dataclass
@@ -64,13 +61,14 @@ class MotionResult:
 def suite2p_registration_settings(modality: str, params: dict, shape: tuple[int, int, int]) -> dict:
     """suite2p's registration settings merged with ours (suite2p's own merge is one level deep).
 
-    params: the validated [motion] section. shape: (T, Y, X) of the movie.
+    params: the validated [motion] section; unset modality-dependent settings take
+    their `modality` default (Param.by_modality). shape: (T, Y, X) of the movie.
     """
     import suite2p
     s = dict(suite2p.default_settings()["registration"])
-    d = DEFAULTS_BY_MODALITY[modality]
+    params = SPEC["motion"].resolve(params, modality)
     _, Ly, Lx = shape
-    taper = params["spatial_taper"] if params.get("spatial_taper") is not None else d["spatial_taper"]
+    taper = params["spatial_taper"]
     # suite2p's taper is flat up to (L-1)/2 - 2*taper from the centre: keep a usable centre on small frames
     taper = float(min(taper, max(min(Ly, Lx) / 10.0, 1.0)))
     s.update(
@@ -79,7 +77,7 @@ def suite2p_registration_settings(modality: str, params: dict, shape: tuple[int,
         nonrigid=bool(params["nonrigid"]) and all(L >= 2 * b for b, L in zip(params["block_size"], (Ly, Lx))),
         block_size=tuple(int(min(b, L // 2)) for b, L in zip(params["block_size"], (Ly, Lx))),
         maxregshift=float(params["maxregshift"]),
-        smooth_sigma=float(params["smooth_sigma"] if params.get("smooth_sigma") is not None else d["smooth_sigma"]),
+        smooth_sigma=float(params["smooth_sigma"]),
         spatial_taper=taper,
         batch_size=int(params["batch_size"]),
         reg_tif=False, reg_tif_chan2=False, two_step_registration=False,
@@ -167,6 +165,53 @@ def _block_centers(blocks) -> np.ndarray:
     return np.array([[(y[0] + y[1] - 1) / 2, (x[0] + x[1] - 1) / 2] for y, x in zip(yb, xb)], np.float32)
 
 
+def _suite2p_register(raw: ChunkedBinary, align: ChunkedBinary, settings: dict, device) -> tuple[dict, np.ndarray]:
+    """suite2p's registration_wrapper: shifts estimated on `align` and applied to `align` and `raw`
+    (1p: `align` is the high-passed copy, `raw` goes through suite2p's second-channel path).
+    Returns (suite2p's output dict, mean registered raw frame (Y, X) in binary units)."""
+    from suite2p.registration import register as s2p_register
+    if align is not raw:
+        out = s2p_register.registration_wrapper(align, f_reg_chan2=raw, settings=settings, device=device)
+        return out, np.asarray(out["meanImg_chan2"], np.float32)
+    out = s2p_register.registration_wrapper(raw, settings=settings, device=device)
+    return out, np.asarray(out["meanImg"], np.float32)
+
+
+def _nonrigid_shifts(out: dict, settings: dict, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(nonrigid shifts (T, B, 2) px, block centres (B, 2) px); without nonrigid blocks one zero-shift
+    block at the frame centre."""
+    from suite2p.registration import register as s2p_register
+    T, Ly, Lx = shape
+    if settings["nonrigid"] and out.get("yoff1") is not None:
+        nr = np.stack([np.asarray(out["yoff1"], np.float32), np.asarray(out["xoff1"], np.float32)], -1)
+        blocks = s2p_register.nonrigid.make_blocks(Ly=Ly, Lx=Lx, block_size=settings["block_size"])
+        return nr, _block_centers(blocks)
+    return np.zeros((T, 1, 2), np.float32), np.array([[(Ly - 1) / 2, (Lx - 1) / 2]], np.float32)
+
+
+def _valid_region(applied: np.ndarray, nr: np.ndarray, Ly: int, Lx: int) -> tuple:
+    """((y0, y1), (x0, x1)): pixels never filled from outside the field of view by any shift
+    (applied: (T, 2) mean shift per frame; nr: (T, B, 2) block shifts), at most a quarter side per edge."""
+    m = int(np.ceil(np.abs(applied).max() + (np.abs(nr - nr.mean(1, keepdims=True)).max() if nr.size else 0)))
+    m = min(m, min(Ly, Lx) // 4)
+    return ((m, Ly - m), (m, Lx - m))
+
+
+def _frame_quality(out: dict, align: ChunkedBinary, ref: np.ndarray, settings: dict, params: dict, valid: tuple,
+                   device, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(subpixel residual shift (T, 2) px, Pearson r with the reference (T,), phase-correlation peak (T,))
+    of each registered frame of `align`."""
+    if settings["nonrigid"] and out.get("corrXY") is not None and not params["subpixel_residual"]:
+        # suite2p's nonrigid block shifts are already subpixel, and its rigid pass measured each frame's
+        # phase-correlation peak: only the (cheap) Pearson r with the reference is left to compute
+        residual = np.zeros((T, 2), np.float32)
+        peak = np.asarray(out["corrXY"], np.float32)
+        return residual, _frame_corr(align, ref, valid, settings["batch_size"]), peak
+    # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
+    # from the peak of its phase correlation with the reference, in the same pass as frame_corr
+    return _residual_and_corr(align, ref, settings, valid, device)
+
+
 def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dict,
                    progress=None, device=None) -> MotionResult:
     """Register `movie` (T, Y, X) with suite2p; the registered int16 binary is `workdir/data.bin`.
@@ -174,8 +219,7 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     modality: '2p' or '1p'. params: the validated [motion] section
     (see pipeline/core/parameters/stages.py). Memory stays bounded by batch_size frames.
     """
-    from suite2p.registration import register as s2p_register
-    if modality not in DEFAULTS_BY_MODALITY:
+    if modality not in MODALITIES:
         raise ValueError(f"modality must be '2p' or '1p', got {modality!r}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -194,42 +238,13 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
                             params["highpass_sigma"], progress)
 
     raw = ChunkedBinary(bin_path, movie.shape, write=True)
-    if modality == "1p":
-        align = ChunkedBinary(hp_path, movie.shape, write=True)
-        out = s2p_register.registration_wrapper(align, f_reg_chan2=raw, settings=settings, device=device)
-        mean_img = np.asarray(out["meanImg_chan2"], np.float32)
-    else:
-        align = raw
-        out = s2p_register.registration_wrapper(raw, settings=settings, device=device)
-        mean_img = np.asarray(out["meanImg"], np.float32)
-
-    yoff = np.asarray(out["yoff"], np.float32)
-    xoff = np.asarray(out["xoff"], np.float32)
-    if settings["nonrigid"] and out.get("yoff1") is not None:
-        nr = np.stack([np.asarray(out["yoff1"], np.float32), np.asarray(out["xoff1"], np.float32)], -1)
-        blocks = s2p_register.nonrigid.make_blocks(Ly=Ly, Lx=Lx, block_size=settings["block_size"])
-        centers = _block_centers(blocks)
-    else:
-        nr = np.zeros((T, 1, 2), np.float32)
-        centers = np.array([[(Ly - 1) / 2, (Lx - 1) / 2]], np.float32)
+    align = ChunkedBinary(hp_path, movie.shape, write=True) if modality == "1p" else raw
+    out, mean_img = _suite2p_register(raw, align, settings, device)
+    nr, centers = _nonrigid_shifts(out, settings, movie.shape)
     ref = np.asarray(out["refImg"], np.float32)
-
-    # valid region: pixels never filled from outside the field of view by any shift
-    applied = np.stack([yoff, xoff], 1) + nr.mean(1)
-    m = int(np.ceil(np.abs(applied).max() + (np.abs(nr - nr.mean(1, keepdims=True)).max() if nr.size else 0)))
-    m = min(m, min(Ly, Lx) // 4)
-    valid = ((m, Ly - m), (m, Lx - m))
-
-    if settings["nonrigid"] and out.get("corrXY") is not None and not params["subpixel_residual"]:
-        # suite2p's nonrigid block shifts are already subpixel, and its rigid pass measured each frame's
-        # phase-correlation peak: only the (cheap) Pearson r with the reference is left to compute
-        residual = np.zeros((T, 2), np.float32)
-        peak = np.asarray(out["corrXY"], np.float32)
-        frame_corr = _frame_corr(align, ref, valid, settings["batch_size"])
-    else:
-        # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
-        # from the peak of its phase correlation with the reference, in the same pass as frame_corr
-        residual, frame_corr, peak = _residual_and_corr(align, ref, settings, valid, device)
+    applied = np.stack([np.asarray(out["yoff"], np.float32), np.asarray(out["xoff"], np.float32)], 1) + nr.mean(1)
+    valid = _valid_region(applied, nr, Ly, Lx)
+    residual, frame_corr, peak = _frame_quality(out, align, ref, settings, params, valid, device, T)
     rigid = applied + residual
     # bad frames from the whitened phase-correlation peak: Pearson r also drops when many cells fire
     # together, which is activity, not a registration failure

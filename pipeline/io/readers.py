@@ -14,12 +14,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from pipeline.core.parameters.session import RAW_FORMATS
+
 #: pixel types the pipeline accepts (suite2p converts them to int16 on registration)
 SUPPORTED_DTYPES = tuple(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32",
                                                "float32", "float64"))
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".mat")
-FORMATS = ("auto", "tiff", "hdf5", "nwb", "miniscope", "isxd")
+FORMATS = RAW_FORMATS
 
 
 class MovieError(ValueError):

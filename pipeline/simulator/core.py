@@ -56,13 +56,7 @@ def simulate_session(outdir: str | Path, seed: int = 0, modality: str = "2p", du
     if duration_s is not None:
         overrides["duration_s"] = float(duration_s)
     cfg = resolve_config(preset, modality=modality, **overrides)
-    out = Path(outdir)
-    if out.exists():
-        if not (out / "ground_truth").is_dir() and any(out.iterdir()):
-            raise FileExistsError(f"{out}: exists and is not a simulated session; refusing to overwrite it")
-        shutil.rmtree(out)
-    for d in ("A", "B", "behavior", "task", "ground_truth"):
-        (out / d).mkdir(parents=True, exist_ok=True)
+    out = _fresh_folder(Path(outdir))
 
     # master clock: everything happens within [0, t_end)
     cams = [_frame_times(cfg, i, _rng(seed, f"frames{i}")) for i in range(2)]
@@ -84,39 +78,8 @@ def simulate_session(outdir: str | Path, seed: int = 0, modality: str = "2p", du
 
     max_shift = cfg.motion_px * 4 + cfg.jump_px[1] * (cfg.jump_rate_per_min > 0) + cfg.nonrigid_px
     pad = int(np.ceil(max_shift)) + 4
-    per_animal = {}
-    for i, a in enumerate("AB"):
-        times, dropped, kept = cams[i]
-        period = 1.0 / cfg.frame_rate[i]
-        neurons = activity.make_neurons(cfg, _rng(seed, f"neurons{a}"), a)
-        spikes, dff = activity.simulate_activity(cfg, _rng(seed, f"spikes{a}"), neurons, a, shared, private[a],
-                                                 traces, times, period)
-        scene = movie.make_scene(cfg, _rng(seed, f"scene{a}"), cfg.n_neurons[i], pad)
-        rng_m = _rng(seed, f"motion{a}")
-        mot = movie.make_motion(cfg, rng_m, times)
-        limit = pad - 2 - cfg.nonrigid_px
-        mot["rigid"] = np.clip(mot["rigid"], -limit, limit)
-        fields_ = movie.nonrigid_fields(cfg, rng_m)
-        slow = latents.smooth_factors(_rng(seed, f"slow{a}"), 1 + (4 if cfg.modality == "1p" else 0), n_t, dt, (15.0, 30.0))[0]
-        slow_f = np.stack([np.interp(times, t_fine, s) for s in slow])
-        neuropil_mod = 1.0 + 0.15 * slow_f[0]
-        bg_mod = (1.0 + 0.08 * slow_f[1:]).T if cfg.modality == "1p" else np.zeros((times.size, 0))
-        bleach = (1.0 - cfg.bleach_fraction) ** ((times - times[0]) / max(times[-1] - times[0], 1e-9))
-        if cfg.render_movies:
-            movie.write_movie(out / a / "movie.tif", cfg, scene, dff, times, mot, fields_, neuropil_mod, bg_mod,
-                              bleach, _rng(seed, f"noise{a}"))
-        files.write_timestamps(out / a / "timestamps.csv", times)
-        red = None
-        if cfg.structural[i]:
-            red = movie.structural_image(cfg, _rng(seed, f"red{a}"), scene, neurons.cell_type)
-            rng_r = _rng(seed, f"rednoise{a}")
-            noisy = movie.add_noise(red, cfg, rng_r)
-            if cfg.render_movies:
-                tifffile.imwrite(out / a / "structural.tif", noisy, photometric="minisblack", compression=cfg.compression)
-        warp_amp = np.array([np.abs(np.tensordot(c, fields_, axes=(0, 0))).max() for c in mot["nonrigid_coef"]])
-        per_animal[a] = dict(times=times, dropped=dropped, kept=kept, neurons=neurons, spikes=spikes, dff=dff,
-                             scene=scene, motion=mot, fields=fields_, warp_amp=warp_amp, structural=red,
-                             neuropil_mod=neuropil_mod, bleach=bleach)
+    per_animal = {a: _simulate_animal(cfg, seed, i, cams[i], pad, shared, private[a], traces, t_fine, out / a)
+                  for i, a in enumerate("AB")}
 
     files.write_timestamps(out / "behavior" / "video_timestamps.csv", video_t)
     files.write_boris(out / "behavior" / "boris_events.csv", cfg, events, obs_id=out.name,
@@ -127,6 +90,57 @@ def simulate_session(outdir: str | Path, seed: int = 0, modality: str = "2p", du
     write_truth(out / "ground_truth", cfg, seed, preset, t_fine, shared, taus, private, per_animal, events, task,
                 groups, cfg.n_shared + n_both)
     return out / "session.toml"
+
+
+def _fresh_folder(out: Path) -> Path:
+    """`out` emptied (only a previous simulation may be replaced) with its A, B, behavior, task and
+    ground_truth folders."""
+    if out.exists():
+        if not (out / "ground_truth").is_dir() and any(out.iterdir()):
+            raise FileExistsError(f"{out}: exists and is not a simulated session; refusing to overwrite it")
+        shutil.rmtree(out)
+    for d in ("A", "B", "behavior", "task", "ground_truth"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _simulate_animal(cfg: SimConfig, seed: int, i: int, cam: tuple, pad: int, shared: np.ndarray,
+                     private: np.ndarray, traces, t_fine: np.ndarray, folder: Path) -> dict:
+    """Animal i (0 = A, 1 = B): neurons, activity, scene, motion; writes its movie, frame times and
+    structural image into `folder`; returns its ground truth (see write_truth)."""
+    a = "AB"[i]
+    n_t, dt = t_fine.size, cfg.fine_dt
+    times, dropped, kept = cam
+    period = 1.0 / cfg.frame_rate[i]
+    neurons = activity.make_neurons(cfg, _rng(seed, f"neurons{a}"), a)
+    spikes, dff = activity.simulate_activity(cfg, _rng(seed, f"spikes{a}"), neurons, a, shared, private,
+                                             traces, times, period)
+    scene = movie.make_scene(cfg, _rng(seed, f"scene{a}"), cfg.n_neurons[i], pad)
+    rng_m = _rng(seed, f"motion{a}")
+    mot = movie.make_motion(cfg, rng_m, times)
+    limit = pad - 2 - cfg.nonrigid_px
+    mot["rigid"] = np.clip(mot["rigid"], -limit, limit)
+    fields_ = movie.nonrigid_fields(cfg, rng_m)
+    slow = latents.smooth_factors(_rng(seed, f"slow{a}"), 1 + (4 if cfg.modality == "1p" else 0), n_t, dt, (15.0, 30.0))[0]
+    slow_f = np.stack([np.interp(times, t_fine, s) for s in slow])
+    neuropil_mod = 1.0 + 0.15 * slow_f[0]
+    bg_mod = (1.0 + 0.08 * slow_f[1:]).T if cfg.modality == "1p" else np.zeros((times.size, 0))
+    bleach = (1.0 - cfg.bleach_fraction) ** ((times - times[0]) / max(times[-1] - times[0], 1e-9))
+    if cfg.render_movies:
+        movie.write_movie(folder / "movie.tif", cfg, scene, dff, times, mot, fields_, neuropil_mod, bg_mod,
+                          bleach, _rng(seed, f"noise{a}"))
+    files.write_timestamps(folder / "timestamps.csv", times)
+    red = None
+    if cfg.structural[i]:
+        red = movie.structural_image(cfg, _rng(seed, f"red{a}"), scene, neurons.cell_type)
+        rng_r = _rng(seed, f"rednoise{a}")
+        noisy = movie.add_noise(red, cfg, rng_r)
+        if cfg.render_movies:
+            tifffile.imwrite(folder / "structural.tif", noisy, photometric="minisblack", compression=cfg.compression)
+    warp_amp = np.array([np.abs(np.tensordot(c, fields_, axes=(0, 0))).max() for c in mot["nonrigid_coef"]])
+    return dict(times=times, dropped=dropped, kept=kept, neurons=neurons, spikes=spikes, dff=dff,
+                scene=scene, motion=mot, fields=fields_, warp_amp=warp_amp, structural=red,
+                neuropil_mod=neuropil_mod, bleach=bleach)
 
 
 def load_truth(session_dir: str | Path) -> xr.DataTree:

@@ -22,8 +22,10 @@ from pipeline.imaging.traces import BASELINE_RULE, C_DESCRIPTION
 from pipeline.core.animals import ANIMALS
 
 
-def _timestamp_inputs(session, out) -> list[str]:
-    return [a["timestamps"] for a in session.animals.values() if a["timestamps"]]
+def _inputs(session, out) -> list[str]:
+    """Raw files read besides the movie: timestamps, and a lab's classifier file (its contents decide is_cell)."""
+    files = [a["timestamps"] for a in session.animals.values() if a["timestamps"]]
+    return files + [session.params["extraction"]["classifier_file"]] * bool(session.params["extraction"]["classifier_file"])
 
 
 def frame_times(animal_cfg: dict, n_frames: int) -> np.ndarray:
@@ -85,15 +87,13 @@ def _trace_attrs(engine: str, params: dict) -> dict:
             "fluorescence, c[t] = exp(-1 / (tau fs)) c[t-1] + spikes[t]"}
 
 
-@stage("extraction", needs=("motion",), params=("extraction",), inputs=_timestamp_inputs,
+@stage("extraction", needs=("motion",), params=("extraction",), inputs=_inputs,
        reads=("animal.raw", "animal.raw_format", "animal.rois_from", "animal.modality", "animal.timestamps",
               "animal.frame_rate", "animal.start_offset_s", "animal.segmentation", "animal.segmentation_format",
               "animal.nwb_plane"))
 def run(ctx):
     tree = ctx.upstream()
     p = dict(ctx.params["extraction"])
-    if p.get("classifier_file"):   # a lab's classifier file, relative to the session file
-        p["classifier_file"] = str((ctx.session.root / p["classifier_file"]).resolve())
     work = orchestrate.stage_dir(ctx.out, "motion") / "work"
     groups = {}
     for a in ANIMALS:

@@ -33,14 +33,10 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.core import dataset
-from pipeline.core.parameters import ConfigError
+from pipeline.core.parameters import SPEC, ConfigError
 from pipeline.study.stats import Comparison, compare, compare_paired, unit_means
 from pipeline.core.animals import ANIMALS
 
-STUDY_KEYS = {"name": str, "output_dir": str, "n_surrogates": int, "n_matched": int, "pseudo_pairs": bool,
-              "random_state": int, "conditions": list, "n_perm": int, "n_boot": int}
-STUDY_DEFAULTS = {"n_surrogates": 200, "n_matched": 3, "pseudo_pairs": True, "random_state": 0,
-                  "conditions": ["social", "separated"], "n_perm": 10000, "n_boot": 2000}
 PAIR_KEYS = ("result", "session", "name")
 BASE_META = ("condition", "cohort", "day")
 STAGES = ("celltypes", "align", "subspace", "encoding", "decoding")
@@ -73,9 +69,8 @@ class Study:
 def load_study(path: str | Path) -> Study:
     """Read and validate STUDY.toml. Relative paths are relative to the file.
 
-    [study]: name (str), output_dir (default `study_<name>` beside the file), n_surrogates (200),
-    n_matched (3), pseudo_pairs (true), random_state (0), conditions (["social", "separated"]),
-    n_perm (10000), n_boot (2000). [[pairs]]: `result` (a result folder) or `session` (a session
+    [study]: validated by the spec's `study` Section (pipeline/core/parameters/study.py;
+    docs/parameters.md). [[pairs]]: `result` (a result folder) or `session` (a session
     TOML; its output_dir is used), optional `name`, and metadata: condition, cohort, day, free keys.
     """
     path = Path(path).resolve()
@@ -91,21 +86,13 @@ def load_study(path: str | Path) -> Study:
     st = doc.get("study")
     if not isinstance(st, dict):
         raise ConfigError(f"{path}: missing [study] table (with at least name = '...')")
-    bad = sorted(set(st) - set(STUDY_KEYS))
-    if bad:
-        raise ConfigError(f"{path} [study]: unknown key(s) {bad}; known: {sorted(STUDY_KEYS)}")
-    for k, typ in STUDY_KEYS.items():
-        if k in st and not (isinstance(st[k], typ) and not (typ is int and isinstance(st[k], bool))):
-            raise ConfigError(f"{path} [study] {k}: expected {typ.__name__}, got {st[k]!r}")
-    if "name" not in st or not st["name"].strip():
-        raise ConfigError(f"{path} [study] name: required (a non-empty string)")
-    for k in ("n_surrogates", "n_matched", "n_perm", "n_boot"):
-        if k in st and st[k] < 1:
-            raise ConfigError(f"{path} [study] {k}: must be >= 1, got {st[k]}")
-    params = {**STUDY_DEFAULTS, **{k: v for k, v in st.items() if k not in ("name", "output_dir")}}
-    if len(params["conditions"]) != 2 or not all(isinstance(c, str) for c in params["conditions"]):
-        raise ConfigError(f"{path} [study] conditions: expected two condition names, got {params['conditions']!r}")
-    out = Path(st.get("output_dir") or f"study_{st['name']}")
+    st = SPEC["study"].validate(st, f"{path} [study]")
+    if not st["name"].strip():
+        raise ConfigError(f"{path} [study]: 'name' must be a non-empty string")
+    if len(st["conditions"]) != 2:
+        raise ConfigError(f"{path} [study]: 'conditions' must be two condition names, got {st['conditions']!r}")
+    params = {k: v for k, v in st.items() if k not in ("name", "output_dir")}
+    out = Path(st["output_dir"] or f"study_{st['name']}")
     out = out if out.is_absolute() else (path.parent / out).resolve()
 
     raw = doc.get("pairs")
@@ -113,43 +100,50 @@ def load_study(path: str | Path) -> Study:
         raise ConfigError(f"{path}: no [[pairs]]; list each pair's result folder as [[pairs]] result = 'DIR'")
     pairs, seen_dir, seen_name = [], {}, {}
     for i, p in enumerate(raw):
-        where = f"{path} [[pairs]] #{i + 1}"
-        if not isinstance(p, dict):
-            raise ConfigError(f"{where}: expected a table")
-        if ("result" in p) == ("session" in p):
-            raise ConfigError(f"{where}: give exactly one of result = 'RESULT_DIR' or session = 'SESSION.toml'")
-        for k, v in p.items():
-            if k not in ("result", "session") and not isinstance(v, (str, int, float, bool)):
-                raise ConfigError(f"{where} {k}: metadata must be a string, number or boolean, got {v!r}")
-        if "result" in p:
-            res = Path(p["result"])
-            res = res if res.is_absolute() else (path.parent / res).resolve()
-            if not res.is_dir():
-                raise ConfigError(f"{where} result: folder {res} not found")
-        else:
-            from pipeline.core.session import Session
-            sp = Path(p["session"])
-            sp = sp if sp.is_absolute() else (path.parent / sp).resolve()
-            try:
-                res = Session.load(sp, check_files=False).output_dir
-            except ConfigError as exc:
-                raise ConfigError(f"{where} session: {exc}") from None
-            if not res.is_dir():
-                raise ConfigError(f"{where} session: its output_dir {res} does not exist; run `interbrain run {sp}`")
-        try:
-            root = dataset.read_root(res)
-        except dataset.NotAResultError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        name = str(p.get("name") or root.get("pair") or res.name)
+        entry = _pair_entry(p, f"{path} [[pairs]] #{i + 1}", path.parent)
+        res, name, where = entry.result, entry.name, entry.where
         if res in seen_dir:
             raise ConfigError(f"{where}: result folder {res} is listed twice (also {seen_dir[res]})")
         if name in seen_name:
             raise ConfigError(f"{where}: pair name {name!r} is used twice (also {seen_name[name]}); "
                               "give each pair a distinct name = '...'")
         seen_dir[res], seen_name[name] = where, where
-        meta = {k: v for k, v in p.items() if k not in PAIR_KEYS}
-        pairs.append(PairEntry(name, res, meta, where))
+        pairs.append(entry)
     return Study(path, st["name"], out, pairs, params)
+
+
+def _pair_entry(p, where: str, root: Path) -> PairEntry:
+    """One [[pairs]] table (`where` names it in messages): its result folder, found directly or through
+    a session file (paths relative to `root`), the pair name and the metadata."""
+    if not isinstance(p, dict):
+        raise ConfigError(f"{where}: expected a table")
+    if ("result" in p) == ("session" in p):
+        raise ConfigError(f"{where}: give exactly one of result = 'RESULT_DIR' or session = 'SESSION.toml'")
+    for k, v in p.items():
+        if k not in ("result", "session") and not isinstance(v, (str, int, float, bool)):
+            raise ConfigError(f"{where} {k}: metadata must be a string, number or boolean, got {v!r}")
+    if "result" in p:
+        res = Path(p["result"])
+        res = res if res.is_absolute() else (root / res).resolve()
+        if not res.is_dir():
+            raise ConfigError(f"{where} result: folder {res} not found")
+    else:
+        from pipeline.core.session import Session
+        sp = Path(p["session"])
+        sp = sp if sp.is_absolute() else (root / sp).resolve()
+        try:
+            res = Session.load(sp, check_files=False).output_dir
+        except ConfigError as exc:
+            raise ConfigError(f"{where} session: {exc}") from None
+        if not res.is_dir():
+            raise ConfigError(f"{where} session: its output_dir {res} does not exist; run `interbrain run {sp}`")
+    try:
+        root_attrs = dataset.read_root(res)
+    except dataset.NotAResultError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    name = str(p.get("name") or root_attrs.get("pair") or res.name)
+    meta = {k: v for k, v in p.items() if k not in PAIR_KEYS}
+    return PairEntry(name, res, meta, where)
 
 
 # ----------------------------------------------------------------------------- per-pair rows
@@ -197,75 +191,94 @@ def pair_rows(tree: xr.DataTree, animals: dict, entry: PairEntry, status: dict[s
     top = _group(tree, "/subspace")
     cm = _group(tree, "/subspace/by_cell_type")
     for a in ANIMALS:
-        info = animals.get(a, {})
-        base = {"pair": entry.name, "animal": f"{entry.name}/{a}", "side": a,
-                **{k: entry.meta.get(k, "") for k in BASE_META},
-                **{k: v for k, v in entry.meta.items() if k not in BASE_META},
-                "animal_id": str(info.get("id", "")), "genotype": str(info.get("genotype", "")),
-                "genotype_type": genotype_type(info)}
-
-        def add(measure, value, cell_type="all", null=np.nan, missing="", **kw):
-            rows.append({**base, "cell_type": cell_type, "measure": measure, "behavior": "", "role": "",
-                         "value": float(value), "null": float(null), "p_null": np.nan, "n_neurons": np.nan,
-                         "n_time": np.nan, "missing": missing, **kw})
-
-        ct = _group(tree, f"/{a}/celltypes")
-        if ct is not None and "cell_type" in ct:
-            keep = ct["is_cell"].values.astype(bool) if "is_cell" in ct else np.ones(ct.sizes["neuron"], bool)
-            for t, n in pd.Series(ct["cell_type"].values.astype(str)[keep]).value_counts().sort_index().items():
-                add("n_cells", n, cell_type=t)
-
-        sa = _group(tree, f"/subspace/{a}")
-        if top is None or sa is None:
-            why = status.get("subspace") or "group /subspace absent"
-            for m in ("K", "shared_fraction"):
-                add(m, np.nan, missing=why)
-        else:
-            n_n = int((~sa["excluded"].values.astype(bool)).sum()) if "excluded" in sa else np.nan
-            kw = dict(n_neurons=n_n, n_time=top.attrs.get("n_time", np.nan))
-            add("K", top.attrs.get("K", np.nan), **kw)
-            add("shared_fraction", sa["shared_variance_fraction"].item(), **kw)
-            if "cv_r" in top:
-                add("cv_r1", top["cv_r"].values[0] if top["cv_r"].size else np.nan, **kw)
-            if cm is not None:
-                # one entry per (animal, cell type, repeat) on dim `sample`; the (cell_type, draw)
-                # arrays pool both animals, so they cannot be split by animal
-                sel = cm["animal"].values.astype(str) == a
-                tys = cm["population"].values.astype(str)
-                for t in sorted(set(tys[sel].tolist())):
-                    s = sel & (tys == t)
-                    kw2 = dict(n_neurons=cm.attrs.get("n_neurons", np.nan), n_time=cm.attrs.get("n_time", np.nan))
-                    add("K_type_matched", cm["n_shared_sample"].values[s].mean(), cell_type=t, **kw2)
-                    add("shared_fraction_type_matched", cm["shared_fraction_sample"].values[s].mean(),
-                        cell_type=t, **kw2)
-
-        enc = _group(tree, f"/encoding/{a}")
-        if enc is None:
-            why = status.get("encoding") or "group /encoding absent"
-            for m in ("enc_activated", "enc_suppressed"):
-                add(m, np.nan, missing=why)
-        else:
-            behs = enc["behavior"].values.astype(str)
-            roles = enc["role"].values.astype(str)
-            for kind in ("activated", "suppressed"):
-                allv = enc[f"fraction_{kind}_all"].transpose("behavior", "role").values
-                alln = enc[f"null_fraction_{kind}_all"].transpose("behavior", "role").values
-                for bi, b in enumerate(behs):
-                    for ri, r in enumerate(roles):
-                        add(f"enc_{kind}", allv[bi, ri], null=alln[bi, ri])
-                        rows[-1].update(behavior=b, role=r)
-                if f"fraction_{kind}" in enc:
-                    v = enc[f"fraction_{kind}"].transpose("cell_type_group", "behavior", "role").values
-                    nv = enc[f"null_fraction_{kind}"].transpose("cell_type_group", "behavior", "role").values
-                    for ti, t in enumerate(enc["cell_type_group"].values.astype(str)):
-                        nn = enc["n_neurons_type"].values[ti] if "n_neurons_type" in enc else np.nan
-                        for bi, b in enumerate(behs):
-                            for ri, r in enumerate(roles):
-                                add(f"enc_{kind}", v[ti, bi, ri], cell_type=t, null=nv[ti, bi, ri], n_neurons=nn)
-                                rows[-1].update(behavior=b, role=r)
-
+        base = _base_row(entry, a, animals.get(a, {}))
+        add = _row_adder(rows, base)
+        _celltype_rows(add, _group(tree, f"/{a}/celltypes"))
+        _subspace_rows(add, a, top, _group(tree, f"/subspace/{a}"), cm, status.get("subspace"))
+        _encoding_rows(add, _group(tree, f"/encoding/{a}"), status.get("encoding"))
         rows += _decoding_rows(_group(tree, "/decoding"), a, base, status.get("decoding"))
     return rows
+
+
+def _base_row(entry: PairEntry, a: str, info: dict) -> dict:
+    """The columns every row of animal `a` shares: pair, animal, metadata, genotype."""
+    return {"pair": entry.name, "animal": f"{entry.name}/{a}", "side": a,
+            **{k: entry.meta.get(k, "") for k in BASE_META},
+            **{k: v for k, v in entry.meta.items() if k not in BASE_META},
+            "animal_id": str(info.get("id", "")), "genotype": str(info.get("genotype", "")),
+            "genotype_type": genotype_type(info)}
+
+
+def _row_adder(rows: list, base: dict):
+    """add(measure, value, ...): append one row of `base`'s animal to `rows` (keywords override columns)."""
+    def add(measure, value, cell_type="all", null=np.nan, missing="", **kw):
+        rows.append({**base, "cell_type": cell_type, "measure": measure, "behavior": "", "role": "",
+                     "value": float(value), "null": float(null), "p_null": np.nan, "n_neurons": np.nan,
+                     "n_time": np.nan, "missing": missing, **kw})
+    return add
+
+
+def _celltype_rows(add, ct: xr.Dataset | None) -> None:
+    """n_cells per cell type (ROIs marked is_cell only)."""
+    if ct is not None and "cell_type" in ct:
+        keep = ct["is_cell"].values.astype(bool) if "is_cell" in ct else np.ones(ct.sizes["neuron"], bool)
+        for t, n in pd.Series(ct["cell_type"].values.astype(str)[keep]).value_counts().sort_index().items():
+            add("n_cells", n, cell_type=t)
+
+
+def _subspace_rows(add, a: str, top: xr.Dataset | None, sa: xr.Dataset | None, cm: xr.Dataset | None,
+                   why: str | None) -> None:
+    """K, shared_fraction, cv_r1 and the count-matched per-type K / shared fraction of animal `a`;
+    missing rows (reason `why`) without a subspace result."""
+    if top is None or sa is None:
+        why = why or "group /subspace absent"
+        for m in ("K", "shared_fraction"):
+            add(m, np.nan, missing=why)
+        return
+    n_n = int((~sa["excluded"].values.astype(bool)).sum()) if "excluded" in sa else np.nan
+    kw = dict(n_neurons=n_n, n_time=top.attrs.get("n_time", np.nan))
+    add("K", top.attrs.get("K", np.nan), **kw)
+    add("shared_fraction", sa["shared_variance_fraction"].item(), **kw)
+    if "cv_r" in top:
+        add("cv_r1", top["cv_r"].values[0] if top["cv_r"].size else np.nan, **kw)
+    if cm is not None:
+        # one entry per (animal, cell type, repeat) on dim `sample`; the (cell_type, draw)
+        # arrays pool both animals, so they cannot be split by animal
+        sel = cm["animal"].values.astype(str) == a
+        tys = cm["population"].values.astype(str)
+        for t in sorted(set(tys[sel].tolist())):
+            s = sel & (tys == t)
+            kw2 = dict(n_neurons=cm.attrs.get("n_neurons", np.nan), n_time=cm.attrs.get("n_time", np.nan))
+            add("K_type_matched", cm["n_shared_sample"].values[s].mean(), cell_type=t, **kw2)
+            add("shared_fraction_type_matched", cm["shared_fraction_sample"].values[s].mean(),
+                cell_type=t, **kw2)
+
+
+def _encoding_rows(add, enc: xr.Dataset | None, why: str | None) -> None:
+    """Fractions of activated / suppressed neurons per behaviour x role (all neurons, then per cell-type
+    group) with their nulls; missing rows (reason `why`) without an encoding result."""
+    if enc is None:
+        why = why or "group /encoding absent"
+        for m in ("enc_activated", "enc_suppressed"):
+            add(m, np.nan, missing=why)
+        return
+    behs = enc["behavior"].values.astype(str)
+    roles = enc["role"].values.astype(str)
+    for kind in ("activated", "suppressed"):
+        allv = enc[f"fraction_{kind}_all"].transpose("behavior", "role").values
+        alln = enc[f"null_fraction_{kind}_all"].transpose("behavior", "role").values
+        for bi, b in enumerate(behs):
+            for ri, r in enumerate(roles):
+                add(f"enc_{kind}", allv[bi, ri], null=alln[bi, ri], behavior=b, role=r)
+        if f"fraction_{kind}" in enc:
+            v = enc[f"fraction_{kind}"].transpose("cell_type_group", "behavior", "role").values
+            nv = enc[f"null_fraction_{kind}"].transpose("cell_type_group", "behavior", "role").values
+            for ti, t in enumerate(enc["cell_type_group"].values.astype(str)):
+                nn = enc["n_neurons_type"].values[ti] if "n_neurons_type" in enc else np.nan
+                for bi, b in enumerate(behs):
+                    for ri, r in enumerate(roles):
+                        add(f"enc_{kind}", v[ti, bi, ri], cell_type=t, null=nv[ti, bi, ri], n_neurons=nn,
+                            behavior=b, role=r)
 
 
 def _decoding_rows(dec: xr.Dataset | None, a: str, base: dict, why: str | None) -> list[dict]:

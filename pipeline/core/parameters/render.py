@@ -19,10 +19,17 @@ def _toml_value(v) -> str:
     return repr(v)
 
 
+def _by_modality(p: Param, fmt) -> str:
+    """'1.15 (2p), 4.0 (1p)': the per-modality defaults of `p`, each value formatted by `fmt`."""
+    return ", ".join(f"{fmt(v)} ({m})" for m, v in p.by_modality.items())
+
+
 def _comment(p: Param) -> str:
     bits = [p.description, f"[{p.expected()}]"]
     if p.required:
         bits.append("REQUIRED")
+    if p.by_modality is not None:
+        bits.append("default " + _by_modality(p, _toml_value))
     return "# " + " ".join(bits)
 
 
@@ -66,19 +73,20 @@ def markdown() -> str:
     """docs/parameters.md: one table per section."""
     L = ["# Parameters", "",
          "Generated from `pipeline/core/parameters/` by `scripts/gen_docs.py`; do not edit by hand.",
-         "Every key below can be set in the session file; stage settings live in a table named after the stage.", ""]
-    heads = {"session": "[session]", "animal": "[animals.A] / [animals.B]", "annotations": "[[annotations]]",
-             "clock": "[clocks.NAME]", "task": "[task]"}
+         "Every key below can be set in the session file; stage settings live in a table named after the stage.",
+         "The last section, `[study]`, belongs to a study file (`interbrain study`).", ""]
     for s in SPEC.values():
-        L += [f"## `{heads.get(s.name, '[' + s.name + ']')}`", "", s.description, "",
+        L += [f"## `{s.heading()}`", "", s.description, "",
               "| key | default | type / range | unit | description |", "| --- | --- | --- | --- | --- |"]
         for p in s.params:
             rng = p.type_name()
             if p.range:
-                rng += f" in [{p.range[0]}, {p.range[1]}]"
+                rng += " " + p.range_text()
             if p.choices:
                 rng += ": " + ", ".join(f"`{c}`" for c in p.choices if c != "")
-            default = "required" if p.required else f"`{_toml_value(p.default)}`" if p.default is not None else "unset"
+            default = ("required" if p.required else _by_modality(p, lambda v: f"`{_toml_value(v)}`")
+                       if p.by_modality is not None else f"`{_toml_value(p.default)}`" if p.default is not None
+                       else "unset")
             L.append(f"| `{p.name}` | {default} | {rng} | {p.unit} | {p.description} |")
         L.append("")
     return "\n".join(L)
@@ -90,7 +98,8 @@ def help_text(section: str | None = None) -> str:
     for s in secs:
         L.append(f"[{s.name}] {s.description}")
         for p in s.params:
-            d = "required" if p.required else f"default {_toml_value(p.default)}" if p.default is not None else "unset"
+            d = ("required" if p.required else "default " + _by_modality(p, _toml_value) if p.by_modality is not None
+                 else f"default {_toml_value(p.default)}" if p.default is not None else "unset")
             L.append(f"  {p.name:<26} {p.expected():<40} {d}")
             L.append(f"      {p.description}")
     return "\n".join(L)

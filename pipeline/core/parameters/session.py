@@ -1,9 +1,13 @@
 """Sections that describe the pair session itself (not a stage's settings)."""
-from pipeline.core.parameters.spec import Param, Section
+from pipeline.core.parameters.spec import MODALITIES, Param, Section
+
+# readers of raw movies (pipeline.io.readers) and of annotation files (behavior.importers)
+RAW_FORMATS = ("auto", "tiff", "hdf5", "nwb", "miniscope", "isxd")
+ANNOTATION_FORMATS = ("boris", "boris_aggregated", "annot", "simba", "dlc", "csv")
 
 SESSION = Section("session", "The pair session: name, output folder, seed.", (
     Param("name", None, str, "Name of the pair session, e.g. 'pair01_day3'.", required=True),
-    Param("output_dir", "results", "path", "Result folder, relative to the session file."),
+    Param("output_dir", "results", "dir", "Result folder, relative to the session file."),
     Param("seed", 0, int, "Seed of every random step (surrogates, subsampling).", range=(0, 2**32 - 1)),
     Param("condition", "social", str, "Session condition; 'separated' marks the control session of the same animals imaged apart.",
           choices=("social", "separated", "toy", "other")),
@@ -19,9 +23,9 @@ ANIMAL = Section("animal", "One animal of the pair: [animals.A] and [animals.B].
     Param("sex", "unknown", str, "Sex.", choices=("F", "M", "unknown")),
     Param("genotype", "", str, "Cre line or promoter that restricts indicator expression, e.g. 'Vgat-Cre', 'CaMKII'; empty for pan-neuronal."),
     Param("indicator", "GCaMP", str, "Calcium indicator, e.g. 'GCaMP6f'."),
-    Param("modality", "2p", str, "Imaging modality.", choices=("2p", "1p")),
+    Param("modality", "2p", str, "Imaging modality.", choices=MODALITIES),
     Param("raw", None, "paths", "Raw movie file(s), in order; a folder of TIFFs or miniscope AVIs is one entry.", required=True),
-    Param("raw_format", "auto", str, "Reader to use.", choices=("auto", "tiff", "hdf5", "nwb", "miniscope", "isxd")),
+    Param("raw_format", "auto", str, "Reader to use.", choices=RAW_FORMATS),
     Param("hdf5_dataset", "", str, "Dataset path inside an HDF5 raw file, e.g. '/data'."),
     Param("rois_from", "auto", str, "ROIs and traces: extract them, or take them from the NWB raw file's ImageSegmentation "
           "('auto': from NWB when the raw file is NWB with a segmentation; motion and extraction are then skipped for this animal).",
@@ -48,11 +52,11 @@ ANIMAL = Section("animal", "One animal of the pair: [animals.A] and [animals.B].
           "Where cell types come from: 'auto' uses genotype if set, else the structural channel, else none.",
           choices=("auto", "genotype", "structural", "none")),
     Param("label_table", "", "path", "CSV (animal, roi_id, label) from histology or curation; overrides other sources."),
-), kind="animal")
+), kind="animal", key="animals")
 
 ANNOTATIONS = Section("annotations", "A behaviour annotation file: one [[annotations]] table each.", (
     Param("path", None, "path", "Annotation file.", required=True),
-    Param("format", "boris", str, "File format.", choices=("boris", "boris_aggregated", "annot", "simba", "dlc", "csv")),
+    Param("format", "boris", str, "File format.", choices=ANNOTATION_FORMATS),
     Param("clock", "video", str, "Name of the clock (a [clocks.NAME] table) the file's times are on."),
     Param("subjects", {}, dict, "Map from the file's subject names to the animals, e.g. {mouse1 = 'A', mouse2 = 'B'}."),
     Param("animal", "", str, "For single-animal files: the animal the file describes.", choices=("", "A", "B")),
@@ -64,7 +68,7 @@ CLOCK = Section("clock", "A non-imaging stream's clock: [clocks.NAME].", (
     Param("sync", "", "path", "CSV of sync pulses seen on both clocks (columns local_s, master_s); fit linearly."),
     Param("frame_rate", None, float, "Frame rate when times are frame indices.", unit="Hz", range=(0.1, 1000.0)),
     Param("offset_s", 0.0, float, "Master-clock time of local time 0, when neither timestamps nor sync is given.", unit="s"),
-), kind="clocks")
+), kind="named", key="clocks")
 
 TASK = Section("task", "Cooperation-task log of both animals.", (
     Param("log", "", "path", "Task log CSV (time_s, animal, event); see docs/behavior_formats.md."),

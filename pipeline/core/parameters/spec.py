@@ -7,13 +7,20 @@ template, feeds the CLI help and generates docs/parameters.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from pipeline.core.animals import ANIMALS
 
 
 class ConfigError(ValueError):
     """A session or parameter file is wrong. The message names file and key."""
 
+
+# imaging modalities: two-photon and one-photon (miniscope); the choices of [animals.X] modality
+MODALITIES = ("2p", "1p")
+# how a Section appears in its file (see Section)
+KINDS = ("table", "animal", "array", "named")
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "table"}
 
@@ -22,10 +29,13 @@ _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list
 class Param:
     """One setting.
 
-    type: bool, int, float, str, "path", "paths" (list of paths), list or dict.
+    type: bool, int, float, str, "path" (an input file), "paths" (list of input files),
+    "dir" (an output folder), list or dict.
     range: (lo, hi) inclusive for numbers; None ends are open.
     choices: the allowed values, for strings (or lists of strings).
     default: `None` means "not set"; `required=True` means the user must set it.
+    by_modality: the default per imaging modality ('2p', '1p') for a setting left
+    unset (default None); `Section.resolve` fills it in for one animal's modality.
     """
 
     name: str
@@ -37,6 +47,21 @@ class Param:
     choices: tuple | None = None
     required: bool = False
     item_type: Any = None  # element type for lists
+    by_modality: dict | None = None
+
+    def __post_init__(self):
+        if self.by_modality is not None:
+            if self.default is not None or set(self.by_modality) != set(MODALITIES):
+                raise ValueError(f"param {self.name}: by_modality needs default None and one value per "
+                                 f"modality {MODALITIES}, got {self.by_modality}")
+            for m, v in self.by_modality.items():
+                self.check(v, f"param {self.name} by_modality[{m!r}]")
+
+    def default_for(self, modality: str) -> Any:
+        """The default for an animal of `modality` ('2p' or '1p')."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(repr(m) for m in MODALITIES)}, got {modality!r}")
+        return self.default if self.by_modality is None else self.by_modality[modality]
 
     def type_name(self) -> str:
         if isinstance(self.type, str):
@@ -46,12 +71,18 @@ class Param:
             name = f"list[{_TYPE_NAMES.get(self.item_type, self.item_type)}]"
         return name
 
+    def range_text(self) -> str:
+        """'in [lo, hi]' (open ends as -inf / inf), or '' without a range."""
+        if self.range is None:
+            return ""
+        lo, hi = self.range
+        return f"in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
     def expected(self) -> str:
         """Human description of the expected form, for error messages."""
         parts = [self.type_name()]
         if self.range is not None:
-            lo, hi = self.range
-            parts.append(f"in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]")
+            parts.append(self.range_text())
         if self.choices is not None:
             parts.append("one of " + ", ".join(repr(c) for c in self.choices))
         if self.unit:
@@ -65,7 +96,7 @@ class Param:
                 raise ConfigError(f"{where}: '{self.name}' is required ({self.expected()})")
             return None
         t = self.type
-        if t in ("path",):
+        if t in ("path", "dir"):
             t = str
         if t == "paths":
             if isinstance(value, str):
@@ -111,22 +142,38 @@ class Param:
 class Section:
     """A named group of Params, e.g. the settings of one stage.
 
-    kind: "table" ([name]), "animal" ([animals.A] and [animals.B]),
-    or "array" ([[name]], a list of tables).
+    kind: how the section appears in its file, under the top-level key `key`
+    (default: the name): "table" ([key]), "animal" ([key.A] and [key.B], one per
+    animal of the pair), "array" ([[key]], a list of tables) or "named"
+    ([key.NAME], tables named by the user).
+    file: the file the section belongs to: "session" (a pair session) or "study".
     """
 
     name: str
     description: str
     params: tuple[Param, ...]
     kind: str = "table"
-    stage: str | None = None
-    extra: dict = field(default_factory=dict)
+    key: str = ""
+    file: str = "session"
 
     def __post_init__(self):
         names = [p.name for p in self.params]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"section {self.name}: duplicate params {sorted(dup)}")
+        if self.kind not in KINDS or self.file not in ("session", "study"):
+            raise ValueError(f"section {self.name}: kind {self.kind!r} / file {self.file!r}")
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
+
+    def heading(self) -> str:
+        """How the section is written in its file, e.g. '[animals.A] / [animals.B]'."""
+        return {"table": f"[{self.key}]", "animal": " / ".join(f"[{self.key}.{a}]" for a in ANIMALS),
+                "array": f"[[{self.key}]]", "named": f"[{self.key}.NAME]"}[self.kind]
+
+    def path_params(self) -> tuple[Param, ...]:
+        """The settings that name input files ('path' or 'paths'), in spec order."""
+        return tuple(p for p in self.params if p.type in ("path", "paths"))
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -149,3 +196,14 @@ class Section:
                 f"{where}: unknown key(s) {', '.join(repr(u) for u in unknown)}; known keys are "
                 + ", ".join(sorted(known)))
         return {p.name: p.check(table.get(p.name, p.default), where) for p in self.params}
+
+    def resolve(self, params: dict, modality: str) -> dict:
+        """A copy of validated `params` with each unset modality-dependent setting
+        (Param.by_modality) set to its default for `modality` ('2p' or '1p')."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(repr(m) for m in MODALITIES)}, got {modality!r}")
+        out = dict(params)
+        for p in self.params:
+            if p.by_modality is not None and out.get(p.name) is None:
+                out[p.name] = p.default_for(modality)
+        return out

@@ -1,17 +1,22 @@
 """Per-stage settings. Reference defaults follow ../shared/METHODS.md."""
 from pipeline.core.parameters.spec import Param, Section
 
+# feature sets of the decoders (pipeline.analysis.decoding; docs/decoders.md)
+DECODING_CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")
+
 MOTION = Section("motion", "Motion correction with suite2p registration (docs/imaging.md).", (
     Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
     Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
     Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the smaller frame side.", range=(0.0, 0.5)),
-    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation; default 1.15 (2p), 4.0 (1p).", unit="px", range=(0.0, 10.0)),
-    Param("spatial_taper", None, float, "Edge taper; default 3.45 (2p), 50 (1p, suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0)),
+    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation.", unit="px", range=(0.0, 10.0),
+          by_modality={"2p": 1.15, "1p": 4.0}),
+    Param("spatial_taper", None, float, "Edge taper (the 1p default is suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0),
+          by_modality={"2p": 3.45, "1p": 50.0}),
     Param("highpass_sigma", 10.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (applied to the raw frames).", unit="px", range=(0.0, 100.0)),
-    Param("batch_size", 100, int, "Frames per registration batch (suite2p's default; bounds memory: peak RSS of motion + extraction at 512 x 512 px was 8.1 GB with 500, 3.2 GB with 100).", range=(10, 100000)),
-    Param("subpixel_residual", True, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px, ~3% of the stage's CPU time). Off: suite2p's mean block shift and rigid peak (corrXY) are used; over 16 simulated 64 x 64 animals the mean rigid RMSE rose 0.120 -> 0.126 px. Always on without nonrigid blocks."),
+    Param("batch_size", 100, int, "Frames per registration batch (suite2p's default); bounds the stage's memory (docs/performance.md).", range=(10, 100000)),
+    Param("subpixel_residual", True, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px). Off: suite2p's mean block shift and rigid peak (corrXY) are used (docs/imaging.md compares the two). Always on without nonrigid blocks."),
     Param("bad_frame_corr_z", 4.0, float, "Flag frames whose phase-correlation peak with the reference is this many robust SDs (1.4826 MAD) below the median.", range=(0.0, 100.0)),
-), stage="motion")
+))
 
 EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/imaging.md).", (
     Param("engine_2p", "suite2p", str, "Engine for two-photon data.", choices=("suite2p",)),
@@ -20,12 +25,13 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("threshold_scaling_1p", 0.5, float, "1p with engine_1p = 'suite2p': sourcery's detection threshold multiplier (replaces threshold_scaling for 1p data).", range=(0.01, 100.0)),
     Param("background_1p", "tophat", str, "1p with engine_1p = 'suite2p': background removal of the detection movie: each frame minus its grey opening with a disk of one diameter (minian's top-hat), or minus its Gaussian blur of one diameter.", choices=("tophat", "gaussian")),
     Param("detect_full_frame_1p", True, bool, "1p: detect cells over the whole frame, not only the valid region (pixels no registration shift filled); the valid region is up to a quarter of the side smaller per edge."),
-    Param("detect_full_frame_2p", True, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p); cropping lost edge cells on small frames (docs/imaging.md)."),
-    Param("max_area_1p", 2.0, float, "1p (engines 'suite2p' and 'minian'): drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches; 2 rather than 3 raised F1 in all 8 simulated animals, docs/imaging.md).", range=(0.1, 1000.0)),
+    Param("detect_full_frame_2p", True, bool, "2p: detect cells over the whole frame, not only the valid region (see detect_full_frame_1p; docs/imaging.md)."),
+    Param("max_area_1p", 2.0, float, "1p (engines 'suite2p' and 'minian'): drop detected ROIs larger than this many times pi (diameter/2)^2 (sourcery also returns background patches; docs/imaging.md).", range=(0.1, 1000.0)),
     Param("min_corr_1p", 0.3, float, "engine_1p = 'seeded': least local correlation (mean r with the 8 neighbours, background-removed movie) at a cell seed (CNMF-E's min_corr).", range=(0.0, 1.0)),
     Param("minian_pnr_1p", 1.0, float, "engine_1p = 'minian': least peak-to-noise ratio of a seed (minian's pnr_refine thres; low-pass over high-pass peak-to-peak).", range=(0.0, 100.0)),
     Param("min_pnr_1p", 4.0, float, "engine_1p = 'seeded': least peak-to-noise ratio of a seed pixel's background-removed trace (CNMF-E's min_pnr).", range=(0.0, 1000.0)),
-    Param("max_overlap", None, float, "suite2p's max_overlap: an ROI sharing more than this fraction of its pixels with other ROIs is dropped (the later, weaker one first); default 0.5 (2p: sparsery's duplicate detections of one cell shared 56-73% of their pixels; docs/imaging.md), 0.75 (1p, suite2p's default: 0.5 lowered 1p F1).", range=(0.0, 1.0)),
+    Param("max_overlap", None, float, "suite2p's max_overlap: an ROI sharing more than this fraction of its pixels with other ROIs is dropped (the later, weaker one first); the 2p default drops sparsery's duplicate detections of one cell, the 1p default is suite2p's (docs/imaging.md).", range=(0.0, 1.0),
+          by_modality={"2p": 0.5, "1p": 0.75}),
     Param("min_area_2p", 0.5, float, "2p: drop detected ROIs with fewer pixels than this many times pi (diameter/2)^2 (fragments: dendrites, parts of somata, noise; docs/imaging.md); 0 keeps all.", range=(0.0, 10.0)),
     Param("spatial_scale", None, int, "2p: sparsery's cell scale (1, 2, 3, 4 = cells of about 6, 12, 24, 48 px); default from diameter: the largest no wider than the cell, 1 + floor(log2(diameter / 6)).", range=(1, 4)),
     Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
@@ -37,7 +43,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("baseline_percentile", 8.0, float, "Percentile of the running baseline for dF/F.", range=(0.0, 100.0)),
     Param("batch_size", 100, int, "Frames per batch when binning the detection movie and extracting traces (bounds memory; results do not depend on it).", range=(10, 100000)),
     Param("max_binned_frames", 2000, int, "Upper bound on the frames of suite2p's binned detection movie (sets its bin size); memory ~ 4 x value x Y x X bytes (2 GB at 512 x 512).", range=(100, 1000000)),
-), stage="extraction")
+))
 
 CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6; docs/celltypes.md).", (
     Param("method", "mixture", str, "Structural-channel classifier: a two-component Gaussian mixture on the reporter score, or a fixed threshold.", choices=("mixture", "threshold")),
@@ -46,7 +52,7 @@ CELLTYPES = Section("celltypes", "Cell-type labels (METHODS.md section 6; docs/c
     Param("surround_px", 6, int, "Width of the surround ring (beyond a 1 px guard band; other ROIs' pixels excluded).", unit="px", range=(1, 100)),
     Param("dark_level", 0.0, float, "Offset of the structural image (e.g. PMT/camera dark level), subtracted before the reporter score; matters for method = 'threshold'.", unit="counts"),
     Param("min_confidence", 0.8, float, "Labels below this confidence become 'unknown'.", range=(0.0, 1.0)),
-), stage="celltypes")
+))
 
 BEHAVIOR = Section("behavior", "Import annotations and derive task events.", (
     Param("coordination_window_s", 0.75, float, "A poke is coordinated when the partner pokes within this window.", unit="s", range=(0.0, 60.0)),
@@ -55,7 +61,7 @@ BEHAVIOR = Section("behavior", "Import annotations and derive task events.", (
     Param("behaviors", [], list, "Behaviour labels that may appear; empty accepts every label in the files.", item_type=str),
     Param("derived", {}, dict, "Derived behaviours: name -> list of behaviours OR-ed, e.g. {social = ['sniff', 'follow']}."),
     Param("sync_tolerance_s", 0.05, float, "Largest allowed residual of a sync-pulse clock fit; a larger one is an error (missed or extra pulse).", unit="s", range=(0.0, 10.0)),
-), stage="behavior")
+))
 
 ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHODS.md section 7).", (
     Param("bin_s", None, float, "Common bin width; default: the slower imaging frame interval.", unit="s", range=(0.001, 60.0)),
@@ -64,7 +70,7 @@ ALIGN = Section("align", "Put both animals and all behaviour on one clock (METHO
     Param("min_overlap_fraction", 0.9, float, "Least overlap: of each imaging stream's span by the two streams' overlap, and of the common time base by each behaviour source.", range=(0.0, 1.0)),
     Param("include_non_cells", False, bool, "Keep ROIs marked is_cell = false in the analyses."),
     Param("media_duration_tolerance_s", 1.0, float, "Allowed mismatch between an annotation file's media duration and its video clock.", unit="s", range=(0.0, 3600.0)),
-), stage="align")
+))
 
 SUBSPACE = Section("subspace", "Shared/unique inter-brain subspaces by PLSC (METHODS.md section 2).", (
     Param("n_surrogates", 2000, int, "Circular-shift surrogates of animal B.", range=(1, 100000)),
@@ -80,7 +86,7 @@ SUBSPACE = Section("subspace", "Shared/unique inter-brain subspaces by PLSC (MET
     Param("cell_type_surrogates", 200, int, "Surrogates per count-matched subsample (threshold rank scaled: round(p/100 * n)).", range=(1, 100000)),
     Param("cv_block_s", 30.0, float, "Block length of the cross-validated shared correlation (>= 30 s).", unit="s", range=(30.0, 3600.0)),
     Param("cv_folds", 5, int, "Folds of the blocked cross-validation.", range=(2, 100)),
-), stage="subspace")
+))
 
 ENCODING = Section("encoding", "Single-neuron auROC encoding (METHODS.md section 3).", (
     Param("n_surrogates", 2000, int, "Circular-shift surrogates per behaviour (one shift sequence per behaviour, shared by all neurons).", range=(1, 100000)),
@@ -89,7 +95,7 @@ ENCODING = Section("encoding", "Single-neuron auROC encoding (METHODS.md section
     Param("other_label", "other", str, "Behaviour label meaning 'no annotated behaviour', used by baseline = 'other'."),
     Param("alpha", 0.05, float, "Two-sided p cut-off.", range=(0.0, 1.0)),
     Param("fdr", False, bool, "Benjamini-Hochberg FDR across neurons x behaviours instead of the plain cut-off."),
-), stage="encoding")
+))
 
 DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; docs/decoders.md).", (
     Param("contrasts", ["self:hold vs self:poke", "self:poke vs partner:poke", "self:approach vs partner:approach"], list,
@@ -110,13 +116,12 @@ DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; do
     Param("C", 1.0, float, "SVM regularisation (LinearSVC C; LDA mode: ridge 1/C).", range=(1e-9, 1e9)),
     Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form ridge/shrinkage LDA (fast mode).", choices=("svm", "lda")),
     Param("alpha", 0.05, float, "Family-wise level of the cluster permutation test over time bins.", range=(0.0, 1.0)),
-    Param("conditions", ["full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed"], list,
-          "Feature sets decoded (docs/decoders.md).", item_type=str,
-          choices=("full", "GABAergic", "glutamatergic", "shared", "unique", "shared_removed", "random_removed")),
+    Param("conditions", list(DECODING_CONDITIONS), list, "Feature sets decoded (docs/decoders.md).", item_type=str,
+          choices=DECODING_CONDITIONS),
     Param("n_subsamples", 5, int, "Draws of the count-matched cell-type subsample and of the random removed dimensions.", range=(1, 1000)),
     Param("condition_surrogates", 100, int, "Surrogates of each condition other than 'full' (split over its subsamples).", range=(0, 100000)),
     Param("n_jobs", 2, int, "Parallel workers over surrogates (joblib).", range=(1, 256)),
-), stage="decoding")
+))
 
 REPORT = Section("report", "HTML report with figures, written at the end of `interbrain run`.", (
     Param("format", "png", str, "Figure format.", choices=("png", "svg")),

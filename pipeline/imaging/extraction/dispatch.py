@@ -25,21 +25,13 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from pipeline.core.parameters import SPEC
 from pipeline.imaging import traces
 from pipeline.imaging.motion import highpass, torch_device
 from pipeline.imaging.extraction.result import ExtractionResult
 from pipeline.io.binary import ChunkedBinary
 
 log = logging.getLogger("interbrain.extraction")
-
-
-# extraction defaults that differ by modality (a parameter left unset picks these)
-DEFAULTS_BY_MODALITY = {"2p": {"max_overlap": 0.5}, "1p": {"max_overlap": 0.75}}
-
-
-def _by_modality(params: dict, name: str, modality: str) -> float:
-    v = params.get(name)
-    return float(DEFAULTS_BY_MODALITY[modality][name] if v is None else v)
 
 
 def spatial_scale(diameter: float, override: int | None = None) -> int:
@@ -85,7 +77,7 @@ def suite2p_settings(params: dict, modality: str, fs: float, n_frames: int) -> d
     det["sparsery_settings"] = dict(det["sparsery_settings"])
     det["algorithm"] = "sparsery"
     det["threshold_scaling"] = float(params["threshold_scaling"])
-    det["max_overlap"] = _by_modality(params, "max_overlap", modality)
+    det["max_overlap"] = float(SPEC["extraction"].resolve(params, modality)["max_overlap"])
     # sparsery's spatial scale (1, 2, 3, 4 = cells of 6, 12, 24, 48 px) from the configured diameter rather than
     # suite2p's estimate: that takes the most common scale among the 50 brightest maxima of its multi-scale maps,
     # and beyond the coarsest grid's outer nodes (frame edges) those maps are flat, so one plateau casts dozens

@@ -164,12 +164,10 @@ def cnmf(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict,
     frame- and pixel-chunked copies), ~4 x 4 x T x Y x X bytes; fine for 1p FOVs of a few hundred px.
     The seeds' local-maximum threshold (minian's diff_thres, in intensity units of 8-bit movies) is
     3 x the noise sd of the background-removed movie.
+    Steps: _preprocess, _seeds, _initialise, _cnmf_rounds; no unit left at any step gives an empty result.
     """
     import dask
     import xarray as xr
-    from minian.cnmf import compute_trace, get_noise_fft, update_background, update_spatial, update_temporal
-    from minian.initialization import initA, initC, pnr_refine, seeds_init, seeds_merge
-    from minian.preprocessing import denoise, remove_background
 
     t0 = time.perf_counter()
     T, Ly, Lx = shape
@@ -180,98 +178,27 @@ def cnmf(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict,
     fchunk = max(1, min(T, 500))
     info = {}
 
-    def _empty():
-        z = np.zeros((0, T), np.float32)
-        st["info"] = info
-        return MinianCNMF(np.zeros((0, Ly, Lx), np.float32), z, z, z, z, z, z, np.zeros(0, np.float32),
-                          corr, time.perf_counter() - t0, st)
-
-    with _intermediate_dir() as intpath, dask.config.set(scheduler="threads"), \
+    with _intermediate_dir(), dask.config.set(scheduler="threads"), \
             contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        # minian's denoise and top-hat work per frame, with OpenCV's border rule (pixels outside the frame
-        # ignored), which left false units along the frame edges: the frames are mirror-padded by the
-        # top-hat radius first and cropped back after; the movie is non-negative after the top-hat
-        pad = st["background"]["wnd"]
-        padded = np.pad(raw, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
-        varr = xr.DataArray(padded, dims=dims, name="varr").chunk({"frame": fchunk, "height": -1, "width": -1})
-        Y = remove_background(denoise(varr, **st["denoise"]), **st["background"])
-        Y = Y.astype(np.float32).compute().values[:, pad:pad + Ly, pad:pad + Lx]
-        # frame edges filled by registration flicker (content wrapped in from the opposite edge, or fill
-        # values, changing with each frame's shift) and minian takes them for active cells: those rows and
-        # columns are zeroed in the background-removed movie and hold no seeds
-        edges = _flicker_edges(raw, valid_yx)
-        (y0, y1), (x0, x1) = edges
-        Y[:, :y0] = 0
-        Y[:, y1:] = 0
-        Y[:, :, :x0] = 0
-        Y[:, :, x1:] = 0
-        del padded, varr
+        Y, edges = _preprocess(raw, st, valid_yx, dims, fchunk)
         Y_fm = xr.DataArray(Y, dims=dims, coords=coords, name="Y").chunk({"frame": fchunk, "height": -1, "width": -1})
         Y_fm = Y_fm.persist()
         Y_hw = Y_fm.chunk({"frame": -1, "height": min(Ly, 64), "width": min(Lx, 64)}).persist()
         sd = _noise_sd(Y)
         corr = correlation_image(Y, neighbours=4)
         del Y
-        max_proj = Y_fm.max("frame").compute()
-
-        si = dict(st["seeds_init"])
-        diff = si.pop("diff_thres_noise") * sd
-        seeds = seeds_init(Y_fm, diff_thres=diff, **si)
-        info.update(seeds=len(seeds), t_pre=time.perf_counter() - t0, edges=[list(map(int, e)) for e in edges])
-        if len(seeds) == 0:
-            return _empty()
-        seeds, _, _ = pnr_refine(Y_hw, seeds, **st["pnr_refine"])
-        # minian's ks_refine (seed trace not normal, p < 0.05) is left out: on the simulator's 40 s movies it
-        # rejected most planted cells (seed 6: F1 A 0.43 -> 0.64, B 0.27 -> 0.43 without it)
-        seeds["mask_ks"] = True
-        (y0, y1), (x0, x1) = edges
-        seeds["mask_ks"] &= seeds["height"].between(y0, y1 - 1) & seeds["width"].between(x0, x1 - 1)
-        info.update(pnr=int(seeds["mask_pnr"].sum()), seeds_kept=int((seeds["mask_ks"] & seeds["mask_pnr"]).sum()))
-        seeds = seeds[seeds["mask_ks"] & seeds["mask_pnr"]].reset_index(drop=True)
-        if len(seeds) == 0:
-            return _empty()
-        try:
-            seeds = seeds_merge(Y_hw, max_proj, seeds, **st["seeds_merge"])
-            seeds = seeds[seeds["mask_mrg"]]
-        except ValueError:     # minian fails when no two seeds are within thres_dist: nothing to merge
-            pass
-        info.update(merged=len(seeds), t_seeds=time.perf_counter() - t0)
-        A = initA(Y_hw, seeds, **st["initA"]).persist()
-        info.update(init=A.sizes["unit_id"], t_init=time.perf_counter() - t0)
-        if A.sizes["unit_id"] == 0:
-            return _empty()
-        C = initC(Y_fm, A).persist()
-        A, C = _merge(A, C, **st["merge"])
-        A, C = A.persist(), C.persist()
-        sn = get_noise_fft(Y_hw, **st["noise"]).persist()
-        b, f = update_background(Y_fm, A, C.chunk({"unit_id": -1, "frame": fchunk}))
-        b0 = c0 = S = YrA = None
-        for k, jac in enumerate(st["jac_thres"]):
-            info[f"t_round{k}"] = time.perf_counter() - t0
-            info[f"units{k}"] = A.sizes["unit_id"]
-            A_new, mask, norm = update_spatial(Y_hw, A, C, sn, in_memory=True, **st["spatial"])
-            if A_new.sizes["unit_id"] == 0:
-                return _empty()
-            A = A_new.persist()
-            C = (C.sel(unit_id=mask) * norm).persist()
-            C_chk = C.chunk({"unit_id": -1, "frame": fchunk})
-            b, f = update_background(Y_fm, A, C_chk)
-            YrA = compute_trace(Y_fm, A, b, C_chk, f).chunk({"unit_id": 1, "frame": -1}).persist()
-            C, S, b0, c0, g, mask = update_temporal(A, C, YrA=YrA, jac_thres=jac, **st["temporal"])
-            if C.sizes["unit_id"] == 0:
-                return _empty()
-            # update_temporal drops and reorders units: realign A, YrA by unit_id
-            A = A.sel(unit_id=C.coords["unit_id"]).persist()
-            C, S, b0, c0 = C.persist(), S.persist(), b0.persist(), c0.persist()
-            YrA = YrA.sel(unit_id=C.coords["unit_id"])
-            if k == 0:
-                A, C = _merge(A, C, **st["merge"])
-                A, C = A.persist(), C.persist()
-        ids = A.coords["unit_id"]
-        A = A.transpose("unit_id", "height", "width").values.astype(np.float32)
-        C, S, YrA, b0, c0 = (v.sel(unit_id=ids).transpose("unit_id", "frame").values.astype(np.float32)
-                             for v in (C, S, YrA, b0, c0))
+        units = None
+        seeds = _seeds(Y_fm, Y_hw, st, sd, edges, info, t0)
+        AC = _initialise(Y_fm, Y_hw, seeds, st, info, t0) if seeds is not None else None
+        if AC is not None:
+            units = _cnmf_rounds(Y_fm, Y_hw, *AC, st, fchunk, info, t0)
+    if units is None:
+        z = np.zeros((0, T), np.float32)
+        st["info"] = info
+        return MinianCNMF(np.zeros((0, Ly, Lx), np.float32), z, z, z, z, z, z, np.zeros(0, np.float32),
+                          corr, time.perf_counter() - t0, st)
+    A, C, S, YrA, b0, c0 = units
     keep = A.reshape(len(A), -1).sum(1) > 0
     A, C, S, YrA, b0, c0 = A[keep], C[keep], S[keep], YrA[keep], b0[keep], c0[keep]
     asum = A.reshape(len(A), -1).sum(1)
@@ -281,6 +208,112 @@ def cnmf(binary_path: str, shape: tuple[int, int, int], fs: float, params: dict,
     st["noise_sd"] = sd
     st["info"] = info
     return MinianCNMF(A, C, S, YrA, b0, c0, F, sc, corr, time.perf_counter() - t0, st)
+
+
+def _preprocess(raw: np.ndarray, st: dict, valid_yx, dims: tuple, fchunk: int):
+    """(Y, edges): minian's median denoise and top-hat background removal of the raw movie (T, Y, X),
+    as float32 (T, Y, X), with the registration-filled edge strips `edges` ((y0, y1), (x0, x1)) zeroed."""
+    import xarray as xr
+    from minian.preprocessing import denoise, remove_background
+    _, Ly, Lx = raw.shape
+    # minian's denoise and top-hat work per frame, with OpenCV's border rule (pixels outside the frame
+    # ignored), which left false units along the frame edges: the frames are mirror-padded by the
+    # top-hat radius first and cropped back after; the movie is non-negative after the top-hat
+    pad = st["background"]["wnd"]
+    padded = np.pad(raw, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    varr = xr.DataArray(padded, dims=dims, name="varr").chunk({"frame": fchunk, "height": -1, "width": -1})
+    Y = remove_background(denoise(varr, **st["denoise"]), **st["background"])
+    Y = Y.astype(np.float32).compute().values[:, pad:pad + Ly, pad:pad + Lx]
+    # frame edges filled by registration flicker (content wrapped in from the opposite edge, or fill
+    # values, changing with each frame's shift) and minian takes them for active cells: those rows and
+    # columns are zeroed in the background-removed movie and hold no seeds
+    edges = _flicker_edges(raw, valid_yx)
+    (y0, y1), (x0, x1) = edges
+    Y[:, :y0] = 0
+    Y[:, y1:] = 0
+    Y[:, :, :x0] = 0
+    Y[:, :, x1:] = 0
+    return Y, edges
+
+
+def _seeds(Y_fm, Y_hw, st: dict, sd: float, edges, info: dict, t0: float):
+    """minian's seeds (a DataFrame of height, width), refined by peak-to-noise ratio, kept off the
+    flickering edges and merged; None when none is left. Y_fm / Y_hw: the background-removed movie
+    chunked by frame / by pixel; sd: its noise sd."""
+    from minian.initialization import pnr_refine, seeds_init, seeds_merge
+    max_proj = Y_fm.max("frame").compute()
+    si = dict(st["seeds_init"])
+    diff = si.pop("diff_thres_noise") * sd
+    seeds = seeds_init(Y_fm, diff_thres=diff, **si)
+    info.update(seeds=len(seeds), t_pre=time.perf_counter() - t0, edges=[list(map(int, e)) for e in edges])
+    if len(seeds) == 0:
+        return None
+    seeds, _, _ = pnr_refine(Y_hw, seeds, **st["pnr_refine"])
+    # minian's ks_refine (seed trace not normal, p < 0.05) is left out: on the simulator's 40 s movies it
+    # rejected most planted cells (seed 6: F1 A 0.43 -> 0.64, B 0.27 -> 0.43 without it)
+    seeds["mask_ks"] = True
+    (y0, y1), (x0, x1) = edges
+    seeds["mask_ks"] &= seeds["height"].between(y0, y1 - 1) & seeds["width"].between(x0, x1 - 1)
+    info.update(pnr=int(seeds["mask_pnr"].sum()), seeds_kept=int((seeds["mask_ks"] & seeds["mask_pnr"]).sum()))
+    seeds = seeds[seeds["mask_ks"] & seeds["mask_pnr"]].reset_index(drop=True)
+    if len(seeds) == 0:
+        return None
+    try:
+        seeds = seeds_merge(Y_hw, max_proj, seeds, **st["seeds_merge"])
+        seeds = seeds[seeds["mask_mrg"]]
+    except ValueError:     # minian fails when no two seeds are within thres_dist: nothing to merge
+        pass
+    info.update(merged=len(seeds), t_seeds=time.perf_counter() - t0)
+    return seeds
+
+
+def _initialise(Y_fm, Y_hw, seeds, st: dict, info: dict, t0: float):
+    """(A, C): minian's initial footprints and traces from the seeds, overlapping units merged; None
+    when no unit is left."""
+    from minian.initialization import initA, initC
+    A = initA(Y_hw, seeds, **st["initA"]).persist()
+    info.update(init=A.sizes["unit_id"], t_init=time.perf_counter() - t0)
+    if A.sizes["unit_id"] == 0:
+        return None
+    C = initC(Y_fm, A).persist()
+    A, C = _merge(A, C, **st["merge"])
+    return A.persist(), C.persist()
+
+
+def _cnmf_rounds(Y_fm, Y_hw, A, C, st: dict, fchunk: int, info: dict, t0: float):
+    """Two rounds of spatial, background and temporal update (a unit merge after the first), as minian's
+    pipeline.ipynb. Returns (A (N, Y, X), C, S, YrA, b0, c0 (N, T)) float32 arrays, or None when no
+    unit is left."""
+    from minian.cnmf import compute_trace, get_noise_fft, update_background, update_spatial, update_temporal
+    sn = get_noise_fft(Y_hw, **st["noise"]).persist()
+    b, f = update_background(Y_fm, A, C.chunk({"unit_id": -1, "frame": fchunk}))
+    b0 = c0 = S = YrA = None
+    for k, jac in enumerate(st["jac_thres"]):
+        info[f"t_round{k}"] = time.perf_counter() - t0
+        info[f"units{k}"] = A.sizes["unit_id"]
+        A_new, mask, norm = update_spatial(Y_hw, A, C, sn, in_memory=True, **st["spatial"])
+        if A_new.sizes["unit_id"] == 0:
+            return None
+        A = A_new.persist()
+        C = (C.sel(unit_id=mask) * norm).persist()
+        C_chk = C.chunk({"unit_id": -1, "frame": fchunk})
+        b, f = update_background(Y_fm, A, C_chk)
+        YrA = compute_trace(Y_fm, A, b, C_chk, f).chunk({"unit_id": 1, "frame": -1}).persist()
+        C, S, b0, c0, g, mask = update_temporal(A, C, YrA=YrA, jac_thres=jac, **st["temporal"])
+        if C.sizes["unit_id"] == 0:
+            return None
+        # update_temporal drops and reorders units: realign A, YrA by unit_id
+        A = A.sel(unit_id=C.coords["unit_id"]).persist()
+        C, S, b0, c0 = C.persist(), S.persist(), b0.persist(), c0.persist()
+        YrA = YrA.sel(unit_id=C.coords["unit_id"])
+        if k == 0:
+            A, C = _merge(A, C, **st["merge"])
+            A, C = A.persist(), C.persist()
+    ids = A.coords["unit_id"]
+    A = A.transpose("unit_id", "height", "width").values.astype(np.float32)
+    C, S, YrA, b0, c0 = (v.sel(unit_id=ids).transpose("unit_id", "frame").values.astype(np.float32)
+                         for v in (C, S, YrA, b0, c0))
+    return A, C, S, YrA, b0, c0
 
 
 FOOTPRINT_LEVEL = 0.1   # output footprints: the connected part of A above this fraction of its peak, around the peak
