@@ -62,12 +62,12 @@ def _nwb_notes(s) -> list[str]:
 def _cmd_validate(args) -> int:
     from pipeline.core.session import Session
     s = Session.load(args.session)
+    if args.deep:   # first: it lists every problem found (InputProblems, exit 2), NWB files' too
+        from pipeline.validate import deep_check
+        for line in deep_check(s):
+            print(line)
     for line in _nwb_notes(s):
         print(f"note: {line}")
-    if args.deep:
-        from pipeline.validate import deep_check
-        for line in deep_check(s):     # InputProblems (exit 2) lists every problem found
-            print(line)
     print(f"ok: {s.path} (pair {s.name!r}: A={s.animals['A']['id']}, B={s.animals['B']['id']}, "
           f"{len(s.annotations)} annotation file(s))")
     return 0
