@@ -123,3 +123,30 @@ def test_demo_export_events_once_and_structural_image(demo_export):
         np.testing.assert_array_equal(back["images"]["mean_image"], tree[f"{a}/rois"]["mean_image"].values)
     back = read_nwb_animal(full["B"])                          # B's cell types come from its structural channel
     np.testing.assert_array_equal(back["images"]["StructuralImage"], tree["B/celltypes"]["structural_image"].values)
+
+
+def test_simulated_sessions_carry_recording_metadata_for_every_preset(tmp_path):
+    """The simulator's session.toml holds the NWB metadata keys (plausible, marked simulated) for every preset and
+    both modalities, and they pass the parameter spec."""
+    import tomllib
+
+    from pipeline.core.parameters import SPEC
+    from pipeline.simulator import PRESETS
+    from pipeline.simulator.config import resolve_config
+    from pipeline.simulator.files import write_session_toml
+    animal = {p.name: p for p in SPEC["animal"].params}
+    for preset in PRESETS:
+        for modality in ("2p", "1p"):
+            path = tmp_path / f"{preset}_{modality}.toml"
+            write_session_toml(path, resolve_config(preset, modality=modality), "p", 0, 2.0)
+            text = path.read_text()
+            doc = tomllib.loads(text)
+            assert "simulated" in text.split("[session]")[0]
+            s = doc["session"]
+            assert s["start_time"] and s["experimenter"] and "simulated" in s["institution"]
+            for a in "AB":
+                an = doc["animals"][a]
+                assert an["sex"] in animal["sex"].choices and an["species"] == "Mus musculus" and an["age"]
+                lo, hi = animal["excitation_wavelength"].range
+                assert an["location"] and lo <= an["excitation_wavelength"] <= hi
+                assert an["excitation_wavelength"] == (920.0 if modality == "2p" else 470.0)

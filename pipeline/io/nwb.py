@@ -38,7 +38,7 @@ def _dense_masks(rois) -> np.ndarray:
 
 def session_metadata(out: Path, overrides: dict | None = None) -> dict:
     """Recording metadata for the export: the result's session file ([session] start_time, experimenter,
-    institution, lab; [animals.X] age, location, excitation_wavelength), then `overrides` (same layout:
+    institution, lab; [animals.X] species, age, location, excitation_wavelength), then `overrides` (same layout:
     {"session": {...}, "A": {...}, "B": {...}}). Unknown values are absent, never guessed."""
     import tomllib
     meta = dataset.read_root(out)
@@ -51,9 +51,15 @@ def session_metadata(out: Path, overrides: dict | None = None) -> dict:
                      if k in ("start_time", "experimenter", "institution", "lab") and v not in ("", None)}
     for a in ("A", "B"):
         md[a] = {k: v for k, v in doc.get("animals", {}).get(a, {}).items()
-                 if k in ("age", "location", "excitation_wavelength") and v not in ("", None)}
+                 if k in ("species", "age", "location", "excitation_wavelength") and v not in ("", None)}
     for k, v in (overrides or {}).items():
         md.setdefault(k, {}).update({kk: vv for kk, vv in v.items() if vv not in ("", None)})
+    if md["session"].get("start_time"):
+        try:
+            datetime.fromisoformat(str(md["session"]["start_time"]))
+        except ValueError:
+            raise ValueError(f"{meta.get('session_file', out)}: [session] start_time = {md['session']['start_time']!r}; "
+                             "expected ISO 8601 with time zone, e.g. '2024-03-01T10:30:00+01:00'") from None
     return md
 
 
@@ -126,7 +132,7 @@ def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = N
             experimenter=[e.strip() for e in str(md["session"]["experimenter"]).split(";")]
             if md["session"].get("experimenter") else None,
             institution=md["session"].get("institution"), lab=md["session"].get("lab"))
-        nwb.subject = Subject(subject_id=info["id"], species=SPECIES, sex=info.get("sex") if info.get("sex") in ("F", "M")
+        nwb.subject = Subject(subject_id=info["id"], species=am.get("species", SPECIES), sex=info.get("sex") if info.get("sex") in ("F", "M")
                               else "U", genotype=info.get("genotype") or "pan-neuronal (no Cre line)",
                               description=f"animal {a} of the pair", age=am.get("age"))
         device = nwb.create_device(name="Microscope", description=f"{info['modality']} imaging")
@@ -304,6 +310,7 @@ def describe_nwb(path: str | Path, plane: str = "") -> dict:
         return {"path": str(path), "session_id": nwb.session_id, "start": nwb.session_start_time.isoformat(),
                 "subject_id": subj.subject_id if subj else None, "genotype": (subj.genotype if subj else "") or "",
                 "sex": (subj.sex if subj else "U") or "U", "age": (subj.age if subj else "") or "",
+                "species": (subj.species if subj else "") or "",
                 "experimenter": "; ".join(nwb.experimenter or ()), "institution": nwb.institution or "",
                 "lab": nwb.lab or "", "raw": raw, "segmentation": ps is not None, "intervals": intervals}
 
@@ -397,7 +404,8 @@ def session_from_nwb(nwb_a: str | Path, nwb_b: str | Path, outdir: str | Path, n
                "raw": [str(Path(path).resolve())], "raw_format": "nwb", "timestamps": f"{a}_timestamps.csv"}
         if pm.get("indicator"):
             cfg["indicator"] = pm["indicator"]
-        cfg.update({k: v for k, v in (("nwb_plane", plane), ("age", info["age"]), ("location", pm.get("location")),
+        cfg.update({k: v for k, v in (("nwb_plane", plane), ("species", info["species"]), ("age", info["age"]),
+                                      ("location", pm.get("location")),
                                       ("excitation_wavelength", pm.get("excitation_wavelength"))) if v})
         labels = _cell_labels(path, plane) if info["segmentation"] else pd.DataFrame()
         if len(labels):   # the file's own cell-type labels are kept (they override re-derived ones)

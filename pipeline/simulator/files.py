@@ -84,16 +84,31 @@ def _toml_value(v) -> str:
     raise TypeError(v)
 
 
+# Recording metadata of a simulated session (NWB export keys): plausible values, marked as simulated where the
+# field is free text. The start time is the BORIS file's observation date; wavelengths are the usual ones for
+# GCaMP (2p: 920 nm, 1p: 470 nm).
+SIM_SESSION_METADATA = {"start_time": "2026-01-15T10:00:00+00:00", "experimenter": "Simulator, Interbrain",
+                        "institution": "none (simulated session, interbrain pipeline.simulator)"}
+SIM_ANIMAL_METADATA = {"species": "Mus musculus", "age": "P90D", "location": "ACAd"}
+SIM_SEX = ("F", "M")
+SIM_EXCITATION_NM = {"2p": 920.0, "1p": 470.0}
+
+
 def write_session_toml(path: Path, cfg: SimConfig, name: str, seed: int, mean_sigma: float) -> None:
     """session.toml with relative paths (valid for pipeline.core.session.Session.load)."""
-    lines = ["# Simulated pair session (pipeline.simulator); ground truth in ground_truth/.", "",
+    lines = ["# Simulated pair session (pipeline.simulator); ground truth in ground_truth/.",
+             "# Recording metadata (start_time, experimenter, institution, sex, species, age, location,",
+             "# excitation_wavelength) is simulated too: plausible values for the NWB export, not a real recording.", "",
              "[session]", f"name = {_toml_value(name)}", 'output_dir = "results"', f"seed = {seed}",
-             f"condition = {_toml_value(cfg.condition)}", ""]
+             f"condition = {_toml_value(cfg.condition)}",
+             *(f"{k} = {_toml_value(v)}" for k, v in SIM_SESSION_METADATA.items()), ""]
     for i, a in enumerate("AB"):
         lines += [f"[animals.{a}]", f"id = {_toml_value(cfg.animal_id[i])}",
                   f"genotype = {_toml_value(cfg.genotype[i])}", 'indicator = "GCaMP6f"',
                   f"modality = {_toml_value(cfg.modality)}", f'raw = ["{a}/movie.tif"]', 'raw_format = "tiff"',
-                  f"frame_rate = {cfg.frame_rate[i]!r}", f'timestamps = "{a}/timestamps.csv"']
+                  f"frame_rate = {cfg.frame_rate[i]!r}", f'timestamps = "{a}/timestamps.csv"',
+                  f"sex = {_toml_value(SIM_SEX[i])}", *(f"{k} = {_toml_value(v)}" for k, v in SIM_ANIMAL_METADATA.items()),
+                  f"excitation_wavelength = {SIM_EXCITATION_NM.get(cfg.modality, 920.0)!r}"]
         if cfg.structural[i]:
             lines += [f'structural = "{a}/structural.tif"', f"structural_marks = {_toml_value(cfg.structural_marks)}"]
         lines.append("")

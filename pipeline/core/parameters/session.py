@@ -37,6 +37,7 @@ ANIMAL = Section("animal", "One animal of the pair: [animals.A] and [animals.B].
           "are then skipped for this animal."),
     Param("segmentation_format", "auto", str, "Tool that wrote 'segmentation' ('auto' guesses from the files).",
           choices=("auto", "suite2p", "caiman", "minian")),
+    Param("species", "Mus musculus", str, "Species, Latin binomial, e.g. 'Mus musculus' or 'Rattus norvegicus' (NWB export)."),
     Param("age", "", str, "Age at the session, ISO 8601 duration, e.g. 'P90D' or a range 'P8W/P10W' (NWB export; "
           "left out when empty)."),
     Param("location", "", str, "Brain area imaged, an Allen CCF name or acronym, e.g. 'ACAd' (NWB export; left out when empty)."),
