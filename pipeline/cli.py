@@ -1,4 +1,4 @@
-"""`interbrain` command line: simulate, init, validate, run, report, info, params, train-classifier."""
+"""`interbrain` command line: simulate, init, validate, run, report, export-nwb, info, params, train-classifier."""
 from __future__ import annotations
 
 import argparse
@@ -189,6 +189,26 @@ def _cmd_view(args) -> int:
     return 0
 
 
+def _add_export_nwb(sub) -> None:
+    """`interbrain export-nwb RESULT OUT_DIR`: one NWB file per animal (pipeline.io.nwb.export_nwb)."""
+    def run(args) -> int:
+        from pipeline.core.dataset import read_root
+        from pipeline.io.nwb import export_nwb
+        read_root(Path(args.result))       # not a result: NotAResultError (a ValueError) -> exit 2, one line
+        out = Path(args.out_dir)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(20, "exists and is not a folder; expected a folder for the NWB files", str(out))
+        for a, path in export_nwb(args.result, out).items():
+            print(f"wrote {path} (animal {a})")
+        print(f"check it as DANDI does: nwbinspector {out} --config dandi")
+        return 0
+
+    q = sub.add_parser("export-nwb", help="write a result folder as NWB files, one per animal (for DANDI)")
+    q.add_argument("result", help="result folder of `interbrain run`")
+    q.add_argument("out_dir", help="folder for <pair>_A.nwb and <pair>_B.nwb (created; existing files are replaced)")
+    q.set_defaults(func=run)
+
+
 def _cmd_info(args) -> int:
     from pipeline.core.dataset import load
     print(load(args.result))
@@ -267,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("view", help="open a result folder in napari: both animals' ROIs, traces, curation")
     q.add_argument("result")
     q.set_defaults(func=_cmd_view)
+
+    _add_export_nwb(sub)
 
     q = sub.add_parser("info", help="print the result DataTree")
     q.add_argument("result")

@@ -150,3 +150,11 @@ def test_simulated_sessions_carry_recording_metadata_for_every_preset(tmp_path):
                 lo, hi = animal["excitation_wavelength"].range
                 assert an["location"] and lo <= an["excitation_wavelength"] <= hi
                 assert an["excitation_wavelength"] == (920.0 if modality == "2p" else 470.0)
+
+
+def test_export_names_a_bad_start_time(tmp_path):
+    from napari_fixtures import make_result
+    make_result(tmp_path / "res")
+    with pytest.raises(ValueError, match=r"\[session\] start_time = 'yesterday'; expected ISO 8601"):
+        export_nwb(tmp_path / "res", tmp_path / "nwb", metadata={"session": {"start_time": "yesterday"}})
+    assert not list(tmp_path.rglob("*.nwb"))       # nothing half-written
