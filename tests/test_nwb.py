@@ -125,6 +125,30 @@ def test_demo_export_events_once_and_structural_image(demo_export):
     np.testing.assert_array_equal(back["images"]["StructuralImage"], tree["B/celltypes"]["structural_image"].values)
 
 
+def test_behaviour_tables_read_by_pynapple_as_separate_labelled_interval_sets(exported):
+    """What pynapple's NWB loader (pynapple.io.interface_nwb) does with our files, step by step with pynwb (pynapple
+    is not installed here): every TimeIntervals object becomes one IntervalSet keyed by its name, built from
+    `to_dataframe()` with start_time/stop_time renamed start/end and every other column kept as metadata. So each
+    animal's bouts must be their own table, with the label and role as columns, sorted and not overlapping (an
+    IntervalSet joins overlapping intervals, which would merge two labels into one)."""
+    from pynwb import NWBHDF5IO
+    from pynwb.epoch import TimeIntervals
+    _, _, paths = exported
+    for a, path in paths.items():
+        with NWBHDF5IO(str(path), "r") as io:
+            nwb = io.read()
+            tables = {o.name: o for o in nwb.objects.values() if isinstance(o, TimeIntervals)}
+            assert sorted(tables) == ["behavior_A", "behavior_B"]        # pynapple keys: one per animal
+            for who, table in tables.items():
+                iset = table.to_dataframe().rename(columns={"start_time": "start", "stop_time": "end"})
+                assert {"start", "end", "behavior", "role", "source"} <= set(iset.columns)
+                want = sorted((b, s, e) for w, b, s, e, k in EVENTS if w == who[-1] and k == "state")
+                assert sorted(zip(iset["behavior"], iset["start"], iset["end"])) == want
+                assert set(iset["role"]) == {"self" if who[-1] == a else "partner"}
+                assert (iset["end"] > iset["start"]).all() and iset["start"].is_monotonic_increasing
+                assert (iset["start"].values[1:] >= iset["end"].values[:-1]).all()   # no overlap: nothing joined
+
+
 def test_simulated_sessions_carry_recording_metadata_for_every_preset(tmp_path):
     """The simulator's session.toml holds the NWB metadata keys (plausible, marked simulated) for every preset and
     both modalities, and they pass the parameter spec."""

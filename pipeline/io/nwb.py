@@ -87,6 +87,14 @@ def _event_table(tree) -> pd.DataFrame:
     return ds[ev].to_dataframe().reset_index(drop=True).sort_values(["start", "stop"], kind="stable")
 
 
+def _add_behaviour_columns(table, what: str) -> None:
+    """The label columns of a behaviour table (TimeIntervals of bouts or EventsTable of instants): behavior, role,
+    source. The same names in both, so readers (pynapple, behaviour_frame) find the label either way."""
+    table.add_column("behavior", "behaviour label")
+    table.add_column("role", "self or partner (relative to this file's animal)")
+    table.add_column("source", f"annotation file the {what} came from")
+
+
 def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = None) -> dict[str, Path]:
     """Write RESULT as NWB files OUTDIR/<pair>_<animal>.nwb. Returns {animal: path}.
 
@@ -198,9 +206,7 @@ def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = N
             if len(states):
                 ti = TimeIntervals(name=f"behavior_{who}", description=f"behaviour bouts of animal {who} "
                                    f"({meta['animals'][who]['id']}, {role} of this file) on the master clock")
-                ti.add_column("behavior", "behaviour label")
-                ti.add_column("role", "self or partner (relative to this file's animal)")
-                ti.add_column("source", "annotation file the bout came from")
+                _add_behaviour_columns(ti, "bout")
                 for e in states.itertuples():
                     ti.add_interval(start_time=float(e.start), stop_time=float(e.stop), behavior=str(e.behavior),
                                     role=role, source=str(getattr(e, "source", "")))
@@ -208,9 +214,7 @@ def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = N
             if len(points):
                 et = EventsTable(name=f"behavior_events_{who}", description=f"point behaviour events of animal {who} "
                                  f"({meta['animals'][who]['id']}, {role} of this file) on the master clock")
-                et.add_column("behavior", "behaviour label")
-                et.add_column("role", "self or partner (relative to this file's animal)")
-                et.add_column("source", "annotation file the event came from")
+                _add_behaviour_columns(et, "event")
                 for e in points.itertuples():
                     et.add_row(timestamp=float(e.start), behavior=str(e.behavior), role=role,
                                source=str(getattr(e, "source", "")))
