@@ -49,16 +49,17 @@ def test_nwbinspector_no_critical_issues(exported):
 
 
 def test_behaviour_tables_per_animal_and_point_events_apart(exported):
-    """One labelled table per animal (pynapple / DANDI viewers keep labels and animals); instants are an
-    EventsTable, so no interval has stop == start."""
+    """One labelled table per animal and behaviour (pynapple / DANDI viewers keep labels and animals); instants are
+    an EventsTable, so no interval has stop == start."""
     from pynwb import NWBHDF5IO
     _, _, paths = exported
     with NWBHDF5IO(str(paths["A"]), "r") as io:
         nwb = io.read()
-        assert sorted(nwb.intervals) == ["behavior_A", "behavior_B"]
-        a = nwb.intervals["behavior_A"].to_dataframe()
-        assert sorted(a["behavior"]) == ["approach", "follow"] and (a["stop_time"] > a["start_time"]).all()
-        assert set(a["role"]) == {"self"} and set(nwb.intervals["behavior_B"].to_dataframe()["role"]) == {"partner"}
+        assert sorted(nwb.intervals) == ["behavior_A_approach", "behavior_A_follow", "behavior_B_approach",
+                                         "behavior_B_sniff"]
+        a = nwb.intervals["behavior_A_approach"].to_dataframe()
+        assert a["behavior"].tolist() == ["approach"] and (a["stop_time"] > a["start_time"]).all()
+        assert set(a["role"]) == {"self"} and set(nwb.intervals["behavior_B_sniff"].to_dataframe()["role"]) == {"partner"}
         ev = nwb.events["behavior_events_A"].to_dataframe()
         assert ev["timestamp"].tolist() == [15.0] and ev["behavior"].tolist() == ["reward"]
 
@@ -125,28 +126,35 @@ def test_demo_export_events_once_and_structural_image(demo_export):
     np.testing.assert_array_equal(back["images"]["StructuralImage"], tree["B/celltypes"]["structural_image"].values)
 
 
-def test_behaviour_tables_read_by_pynapple_as_separate_labelled_interval_sets(exported):
+def test_behaviour_tables_read_by_pynapple_as_separate_labelled_interval_sets(demo_export):
     """What pynapple's NWB loader (pynapple.io.interface_nwb) does with our files, step by step with pynwb (pynapple
     is not installed here): every TimeIntervals object becomes one IntervalSet keyed by its name, built from
-    `to_dataframe()` with start_time/stop_time renamed start/end and every other column kept as metadata. So each
-    animal's bouts must be their own table, with the label and role as columns, sorted and not overlapping (an
-    IntervalSet joins overlapping intervals, which would merge two labels into one)."""
+    `to_dataframe()` with start_time/stop_time renamed start/end and every other column kept as metadata. The
+    IntervalSet keeps that metadata only when starts and ends both strictly increase and no interval starts before
+    the previous one ends; otherwise it joins intervals and drops the labels. The demo pair's bouts of different
+    behaviours overlap (at_port and hold start together), hence one table per animal and behaviour."""
+    import pipeline
     from pynwb import NWBHDF5IO
     from pynwb.epoch import TimeIntervals
-    _, _, paths = exported
-    for a, path in paths.items():
+    out, _, full = demo_export
+    ev = pipeline.load(out)["behavior"].to_dataset()
+    truth = sorted((str(w), str(b), float(s), float(e)) for w, b, s, e, k in zip(
+        ev["animal"].values, ev["behavior"].values, ev["start"].values, ev["stop"].values, ev["kind"].values)
+        if k != "point")
+    for a, path in full.items():
         with NWBHDF5IO(str(path), "r") as io:
             nwb = io.read()
             tables = {o.name: o for o in nwb.objects.values() if isinstance(o, TimeIntervals)}
-            assert sorted(tables) == ["behavior_A", "behavior_B"]        # pynapple keys: one per animal
-            for who, table in tables.items():
+            got = []
+            for name, table in tables.items():
                 iset = table.to_dataframe().rename(columns={"start_time": "start", "stop_time": "end"})
-                assert {"start", "end", "behavior", "role", "source"} <= set(iset.columns)
-                want = sorted((b, s, e) for w, b, s, e, k in EVENTS if w == who[-1] and k == "state")
-                assert sorted(zip(iset["behavior"], iset["start"], iset["end"])) == want
-                assert set(iset["role"]) == {"self" if who[-1] == a else "partner"}
-                assert (iset["end"] > iset["start"]).all() and iset["start"].is_monotonic_increasing
-                assert (iset["start"].values[1:] >= iset["end"].values[:-1]).all()   # no overlap: nothing joined
+                assert {"start", "end", "behavior", "role", "source"} <= set(iset.columns), name
+                s, e = iset["start"].values, iset["end"].values
+                assert (np.diff(s) > 0).all() and (np.diff(e) > 0).all() and (s[1:] >= e[:-1]).all(), name
+                who = name.split("_")[1]
+                assert set(iset["role"]) == {"self" if who == a else "partner"}, name
+                got += [(who, b, float(x), float(y)) for b, x, y in zip(iset["behavior"], s, e)]
+            assert len(tables) > 2 and sorted(got) == truth          # every bout once, with animal and label
 
 
 def test_simulated_sessions_carry_recording_metadata_for_every_preset(tmp_path):

@@ -95,6 +95,15 @@ def _add_behaviour_columns(table, what: str) -> None:
     table.add_column("source", f"annotation file the {what} came from")
 
 
+def _bout_table_name(animal: str, label: str, taken) -> str:
+    """`behavior_<animal>_<label>` with the label reduced to letters, digits and _ (NWB object names), unique."""
+    base = f"behavior_{animal}_" + ("".join(c if c.isalnum() else "_" for c in label).strip("_") or "unlabelled")
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    return name
+
+
 def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = None) -> dict[str, Path]:
     """Write RESULT as NWB files OUTDIR/<pair>_<animal>.nwb. Returns {animal: path}.
 
@@ -203,11 +212,14 @@ def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = N
             role = "self" if who == a else "partner"
             kind = ev["kind"] if "kind" in ev else pd.Series("state", index=ev.index)
             states, points = ev[kind != "point"], ev[kind == "point"]
-            if len(states):
-                ti = TimeIntervals(name=f"behavior_{who}", description=f"behaviour bouts of animal {who} "
-                                   f"({meta['animals'][who]['id']}, {role} of this file) on the master clock")
+            # one table per animal and behaviour: an animal's bouts of different behaviours overlap (at_port and
+            # hold start together), and pynapple joins overlapping intervals of a table and drops its labels
+            for label, bouts in states.groupby("behavior", sort=True):
+                ti = TimeIntervals(name=_bout_table_name(who, str(label), nwb.intervals or {}),
+                                   description=f"'{label}' bouts of animal {who} ({meta['animals'][who]['id']}, "
+                                   f"{role} of this file) on the master clock")
                 _add_behaviour_columns(ti, "bout")
-                for e in states.itertuples():
+                for e in bouts.sort_values(["start", "stop"], kind="stable").itertuples():
                     ti.add_interval(start_time=float(e.start), stop_time=float(e.stop), behavior=str(e.behavior),
                                     role=role, source=str(getattr(e, "source", "")))
                 nwb.add_time_intervals(ti)
@@ -241,7 +253,7 @@ def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = N
 
 def behaviour_frame(nwb, a: str) -> pd.DataFrame:
     """Behaviour of both animals in an open NWB file: animal, behavior, start_time, stop_time, kind (state or
-    point), role. Reads this project's per-animal tables (TimeIntervals behavior_A/B, EventsTable
+    point), role. Reads this project's tables (TimeIntervals behavior_<animal>_<label>, EventsTable
     behavior_events_A/B) and any other TimeIntervals (label column behavior/label/name, else the table name)."""
     other = "B" if a == "A" else "A"
     rows = []
