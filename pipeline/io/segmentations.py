@@ -7,6 +7,8 @@ HDF5 file, a minian output folder); motion correction and extraction are then sk
 """
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,26 @@ def guess_format(path: str | Path) -> str:
                             "set [animals.X] segmentation_format or check the path")
 
 
+@contextlib.contextmanager
+def _minian_group(path: Path):
+    """The minian folder as roiextractors opens it: a zarr group.
+
+    minian's `save_minian` writes one `<name>.zarr` store per variable in a plain folder (no `.zgroup`), and
+    roiextractors' MinianSegmentationExtractor opens the folder itself as a zarr group, which zarr 2 refuses
+    ("nothing found at path"). The raw output stays read-only: roiextractors gets a temporary folder holding a
+    `.zgroup` and links to the `.zarr` stores."""
+    if (path / ".zgroup").exists() or (path / "zarr.json").exists():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="minian_group_") as tmp:
+        view = Path(tmp) / path.name
+        view.mkdir()
+        (view / ".zgroup").write_text('{"zarr_format": 2}')
+        for store in path.iterdir():
+            (view / store.name).symlink_to(store.resolve(), target_is_directory=store.is_dir())
+        yield view
+
+
 def _extractor(path: Path, fmt: str, frame_rate: float | None):
     if fmt == "suite2p":
         from roiextractors import Suite2pSegmentationExtractor
@@ -56,18 +78,29 @@ def read_tool_segmentation(path: str | Path, fmt: str = "auto", frame_rate: floa
     accepted components). Frame times: the tool's timestamps, else k / sampling rate (`frame_rate` when the
     output has none). Traces are (neuron, frame) float32.
     """
-    import xarray as xr
     path = Path(path)
     fmt = guess_format(path) if fmt == "auto" else fmt
+    if fmt == "minian" and path.is_dir():
+        with _minian_group(path) as view:
+            return _read(path, view, fmt, frame_rate)
+    return _read(path, path, fmt, frame_rate)
+
+
+def _read(path: Path, source: Path, fmt: str, frame_rate: float | None):
+    """read_tool_segmentation of `source` (the output itself, or a view of it); messages name `path`."""
+    import xarray as xr
     try:
-        ext = _extractor(path, fmt, frame_rate)
+        ext = _extractor(source, fmt, frame_rate)
     except SegmentationError:
         raise
     except Exception as exc:   # roiextractors raises many types for half-written or foreign folders
         raise SegmentationError(f"{path}: not a readable {fmt} output ({type(exc).__name__}: {exc})") from None
     ids = list(ext.get_roi_ids())
     n = len(ids)
-    masks = np.moveaxis(np.asarray(ext.get_roi_image_masks(), np.float32), -1, 0)       # (roi, y, x)
+    # roiextractors' minian reader names ROIs by minian's unit_id but keys their masks by position 0..n-1
+    # (unit ids are not 0..n-1 once minian has merged or dropped units)
+    masks = ext.get_roi_image_masks(roi_ids=list(range(n)) if fmt == "minian" else None)
+    masks = np.moveaxis(np.asarray(masks, np.float32), -1, 0)       # (roi, y, x)
     data = {}
     for name, arr in ext.get_traces_dict().items():
         if arr is not None and name in _TRACES:
@@ -82,7 +115,11 @@ def read_tool_segmentation(path: str | Path, fmt: str = "auto", frame_rate: floa
         if k in keys:
             is_cell = np.asarray(ext.get_property(k, ids), float) > 0.5
             break
-    if hasattr(ext, "has_time_vector") and ext.has_time_vector():
+    try:
+        timed = hasattr(ext, "has_time_vector") and ext.has_time_vector()
+    except (OSError, ValueError):   # roiextractors' minian reader raises when there is no timeStamps.csv
+        timed = False
+    if timed:
         ft = np.asarray(ext.get_timestamps(), float)[:T]
     else:
         fs = ext.get_sampling_frequency() or frame_rate
