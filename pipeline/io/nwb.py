@@ -38,7 +38,7 @@ def _dense_masks(rois) -> np.ndarray:
 
 def session_metadata(out: Path, overrides: dict | None = None) -> dict:
     """Recording metadata for the export: the result's session file ([session] start_time, experimenter,
-    institution, lab; [animals.X] species, age, location, excitation_wavelength), then `overrides` (same layout:
+    institution, lab; [animals.X] sex, species, age, location, excitation_wavelength), then `overrides` (same layout:
     {"session": {...}, "A": {...}, "B": {...}}). Unknown values are absent, never guessed."""
     import tomllib
     meta = dataset.read_root(out)
@@ -51,7 +51,7 @@ def session_metadata(out: Path, overrides: dict | None = None) -> dict:
                      if k in ("start_time", "experimenter", "institution", "lab") and v not in ("", None)}
     for a in ("A", "B"):
         md[a] = {k: v for k, v in doc.get("animals", {}).get(a, {}).items()
-                 if k in ("species", "age", "location", "excitation_wavelength") and v not in ("", None)}
+                 if k in ("sex", "species", "age", "location", "excitation_wavelength") and v not in ("", None, "unknown")}
     for k, v in (overrides or {}).items():
         md.setdefault(k, {}).update({kk: vv for kk, vv in v.items() if vv not in ("", None)})
     if md["session"].get("start_time"):
@@ -149,8 +149,9 @@ def export_nwb(result: str | Path, outdir: str | Path, metadata: dict | None = N
             experimenter=[e.strip() for e in str(md["session"]["experimenter"]).split(";")]
             if md["session"].get("experimenter") else None,
             institution=md["session"].get("institution"), lab=md["session"].get("lab"))
-        nwb.subject = Subject(subject_id=info["id"], species=am.get("species", SPECIES), sex=info.get("sex") if info.get("sex") in ("F", "M")
-                              else "U", genotype=info.get("genotype") or "pan-neuronal (no Cre line)",
+        nwb.subject = Subject(subject_id=info["id"], species=am.get("species", SPECIES),
+                              sex={"F": "F", "M": "M"}.get(am.get("sex") or info.get("sex"), "U"),
+                              genotype=info.get("genotype") or "pan-neuronal (no Cre line)",
                               description=f"animal {a} of the pair", age=am.get("age"))
         device = nwb.create_device(name="Microscope", description=f"{info['modality']} imaging")
         rate = float(1.0 / np.median(np.diff(traces["frame_time"].values)))
