@@ -190,3 +190,22 @@ def test_export_names_a_bad_start_time(tmp_path):
     with pytest.raises(ValueError, match=r"\[session\] start_time = 'yesterday'; expected ISO 8601"):
         export_nwb(tmp_path / "res", tmp_path / "nwb", metadata={"session": {"start_time": "yesterday"}})
     assert not list(tmp_path.rglob("*.nwb"))       # nothing half-written
+
+
+def test_simulator_metadata_passes_nwbinspector_dandi(demo_result, tmp_path):
+    """Fast variant of tests/test_nwb_cli.py's slow user path: the recording metadata the simulator writes into the
+    `demo` preset's session.toml (what `make demo` runs), applied to the committed sample's result, leaves nothing
+    for DANDI to reject."""
+    import tomllib
+
+    from nwbinspector import Importance
+    from pipeline.simulator.config import resolve_config
+    from pipeline.simulator.files import write_session_toml
+    _, out, _, _ = demo_result
+    write_session_toml(tmp_path / "session.toml", resolve_config("demo"), "demo_pair", 0, 2.0)
+    doc = tomllib.loads((tmp_path / "session.toml").read_text())
+    md = {"session": doc["session"], **{a: doc["animals"][a] for a in "AB"}}
+    for path in export_nwb(out, tmp_path / "nwb", metadata=md).values():
+        bad = [f"{m.importance.name} {m.check_function_name}: {m.message}" for m in _dandi_messages(path)
+               if m.importance in (Importance.CRITICAL, Importance.ERROR, Importance.BEST_PRACTICE_VIOLATION)]
+        assert not bad, bad
