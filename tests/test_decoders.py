@@ -13,7 +13,7 @@ from scipy.signal import lfilter
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _auc_bins, _decisions_naive, _decisions_ridge, _decisions_ridge_hat, _train_masks, auc_score, cluster_test, hold_events, parse_contrast)
 
 
 def calcium(drive, dt, tau):
@@ -237,6 +237,42 @@ def test_ridge_mode_matches_direct_solve_and_agrees_with_svm():
     core = (svm.time_bins_ >= 0.4) & (svm.time_bins_ <= 1.0)
     assert lda.significant_bins_[core].all()
     assert np.abs(lda.accuracy_ - svm.accuracy_).mean() < 0.1
+
+
+@pytest.mark.parametrize("p", [5, 30])          # primal (features + 1 <= bouts) and dual hat matrix
+def test_ridge_hat_matrix_equals_refitting_every_fold(p):
+    """The closed-form path (one hat matrix per bin, block leave-out identity) gives the decisions
+    of refitting ridge on every fold's training set, with exclusion windows of varied size."""
+    rng = np.random.default_rng(p)
+    n, nb = 24, 4
+    W = rng.normal(size=(n, nb, p))
+    y = (rng.permutation(n) < 11).astype(int)
+    times = np.sort(rng.uniform(0, 120, n))
+    train = _train_masks(times, 9.0)
+    assert len(np.unique((~train).sum(1))) >= 3           # several block sizes
+    f = _decisions_ridge_hat(np.concatenate([W.transpose(1, 0, 2), np.ones((nb, n, 1))], axis=2), y, train, C=0.5)
+    s = np.where(y == 1, 1.0, -1.0)
+    for j in range(n):
+        t = train[j]
+        for b in range(nb):
+            Xa = np.c_[W[t, b], np.ones(t.sum())]
+            w = np.linalg.solve(Xa.T @ Xa + 2.0 * np.eye(p + 1), Xa.T @ s[t])
+            assert np.isclose(f[b, j], np.r_[W[j, b], 1.0] @ w, rtol=1e-9, atol=1e-12)
+
+
+def test_ridge_fast_path_equals_sklearn_ridge_loop_exactly():
+    """Estimator level: the closed-form path and one sklearn Ridge per (label set, fold, bin) give
+    identical accuracies and AUCs, observed and every surrogate; the rank AUC equals the pairwise one."""
+    X, time, ea, eb = simulate(7, n_per_class=7, N=6, spacing_s=6.0, amp=1.0)
+    kw = dict(window=(-0.2, 0.6), n_repeats=2, n_surrogates=3, exclusion_s=10.0, mode="lda", random_state=5)
+    fast = TimeResolvedDecoder(solver="fast", **kw).fit(X, ea, eb[:6], time=time)
+    naive = TimeResolvedDecoder(solver="naive", **kw).fit(X, ea, eb[:6], time=time)
+    for att in ("accuracy_", "auc_", "null_accuracy_", "null_auc_"):
+        assert np.array_equal(getattr(fast, att), getattr(naive, att)), att
+    assert fast.accuracy_.std() > 0
+    f = np.round(np.random.default_rng(0).normal(size=(5, 14)), 1)    # ties
+    y = np.r_[np.ones(6, int), np.zeros(8, int)]
+    assert np.array_equal(_auc_bins(y, f), [auc_score(y, r) for r in f])
 
 
 def test_naive_fold_without_both_classes_is_skipped():
