@@ -1,10 +1,10 @@
 """Decoders: the speed of the fast path, with the same work and with the work it saves, and the
 CPU time of the default decoding stage on the simulator's default preset pair.
 
-Part 1 runs the fast path and the naive nested loop (one sklearn `LinearSVC` per label set x
-fold x bin, sklearn's default tol on both sides) on the same small case with the same seeds,
-asserts identical accuracies and AUCs (observed and every surrogate) and prints the CPU-time
-ratio for identical work: the algorithmic speed-up.
+Part 1 runs, for each mode, the fast path and the naive nested loop (one sklearn `LinearSVC`,
+default tol, or one sklearn `Ridge` per label set x fold x bin) on the same small case with the
+same seeds, asserts identical accuracies and AUCs (observed and every surrogate) and prints the
+CPU-time ratio for identical work: the algorithmic speed-up.
 Part 2 counts the work the defaults save against the naive template (which would average 50
 class-balancing repeats for every surrogate too, and fit identical repeats again) and the CPU
 time of one label set at session size; it prints the work saved separately.
@@ -69,26 +69,32 @@ def cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime + live
 
 
-def part1(quick):
-    """Same work on both sides, defaults on both sides: the algorithmic speed-up."""
-    from sklearn.svm import LinearSVC
+def part1(quick, mode):
+    """Same work on both sides, defaults on both sides: the algorithmic speed-up of one mode.
+
+    svm: the batched dual solver vs one sklearn `LinearSVC` (default tol) per label set x fold x bin;
+    lda: the hat-matrix path vs one sklearn `Ridge` per label set x fold x bin.
+    """
     n_per, N, window, rep, sur = (6, 12, (-0.5, 0.5), 2, 2) if quick else (10, 30, (-1.0, 1.0), 2, 3)
     X, tb, ea, eb = session(0, n_per, N, 1 / 15, spacing_s=8.0)
-    kw = dict(window=window, n_repeats=rep, n_surrogates=sur, exclusion_s=15.0, random_state=3)
-    sk_tol = LinearSVC().tol          # sklearn's default (1e-4): the naive side runs LinearSVC as shipped
+    kw = dict(window=window, n_repeats=rep, n_surrogates=sur, exclusion_s=15.0, mode=mode, random_state=3)
+    naive_kw = {}
+    if mode == "svm":
+        from sklearn.svm import LinearSVC
+        naive_kw["tol"] = LinearSVC().tol   # sklearn's default (1e-4): the naive side runs LinearSVC as shipped
     c0 = time.process_time()
     fast = TimeResolvedDecoder(solver="fast", **kw).fit(X, ea, eb[:-1], time=tb)
     t_fast = time.process_time() - c0
     c0 = time.process_time()
-    naive = TimeResolvedDecoder(solver="naive", tol=sk_tol, **kw).fit(X, ea, eb[:-1], time=tb)
+    naive = TimeResolvedDecoder(solver="naive", **naive_kw, **kw).fit(X, ea, eb[:-1], time=tb)
     t_naive = time.process_time() - c0
     for att in ("accuracy_", "auc_", "null_accuracy_", "null_auc_"):
-        assert np.array_equal(getattr(fast, att), getattr(naive, att)), f"fast != naive for {att}"
+        assert np.array_equal(getattr(fast, att), getattr(naive, att)), f"{mode}: fast != naive for {att}"
     n_bins = len(fast.time_bins_)
-    n_sets = rep + sur
-    n_fits = n_sets * (2 * min(fast.n_bouts_)) * n_bins
-    print(f"part 1 (same work): {fast.n_bouts_} bouts, {N} neurons, {n_bins} bins, {rep} repeats + {sur} "
-          f"surrogates (<= {n_fits} LinearSVC fits, tol={sk_tol:g} = sklearn's default)")
+    n_fits = (rep + sur) * (2 * min(fast.n_bouts_)) * n_bins
+    what = f"LinearSVC fits, tol={naive_kw['tol']:g} = sklearn's default" if mode == "svm" else "sklearn Ridge fits"
+    print(f"part 1 (same work), mode {mode}: {fast.n_bouts_} bouts, {N} neurons, {n_bins} bins, {rep} repeats + "
+          f"{sur} surrogates (<= {n_fits} {what})")
     print("  outputs identical (accuracy, AUC, every surrogate): yes")
     print(f"  naive {t_naive:.2f} s CPU, fast {t_fast:.3f} s CPU: algorithmic ratio {t_naive / t_fast:.0f}x")
     return t_naive / t_fast
@@ -99,13 +105,17 @@ def part2(quick, algo_ratio):
     dt, N, n_per = 1 / 15, 100, 30
     X, tb, ea, eb = session(1, n_per, N, dt)
     n_sur = 10 if quick else 40
-    c0 = time.process_time()
-    d = TimeResolvedDecoder(n_surrogates=n_sur, n_jobs=1, random_state=0).fit(X, ea, eb, time=tb)
-    per_set = (time.process_time() - c0) / (1 + n_sur)
+    per = {}
+    for mode in ("svm", "lda"):
+        c0 = time.process_time()
+        d = TimeResolvedDecoder(n_surrogates=n_sur, n_jobs=1, mode=mode, random_state=0).fit(X, ea, eb, time=tb)
+        per[mode] = (time.process_time() - c0) / (1 + n_sur)
+    per_set = per["lda"]
     template = 50 * (1 + 500)          # 50 balanced repeats for the observed curve and every surrogate
     ours = 1 + 500                     # balanced classes: one observed set; surrogates without repeats
     print(f"part 2 (work saved): {d.n_bouts_} bouts, {N} neurons, {len(d.time_bins_)} bins, shift null")
-    print(f"  CPU per label set (all folds x bins, one process): {per_set:.3f} s")
+    print(f"  CPU per label set (all folds x bins, one process): lda (default) {per['lda']:.4f} s, "
+          f"svm {per['svm']:.3f} s: lda {per['svm'] / per['lda']:.0f}x less")
     print(f"  label sets per decoder: template {template} (50 repeats x 501), default {ours}: "
           f"work saved {template / ours:.0f}x (identical repeats fitted once; surrogates without repeats)")
     print(f"  same-work speed-up (part 1) x work saved = {algo_ratio * template / ours:.0f}x in all; "
@@ -170,7 +180,7 @@ def part3_estimate(out, n_sur=4):
         for c in p["contrasts"]:
             ea, eb = contrast_events(events, c, a, p["hold_guard_s"])
             d = TimeResolvedDecoder(window=tuple(p["window_s"]), n_repeats=2, n_surrogates=n_sur, null=p["null"],
-                                    min_shift_s=p["min_shift_s"], random_state=0)
+                                    min_shift_s=p["min_shift_s"], mode=p["mode"], C=p["C"], ridge=p["ridge"], random_state=0)
             c0 = time.process_time()
             d.fit(X, ea, eb, time=t)
             if d.status_ != "ok":
@@ -213,7 +223,8 @@ def main(argv=None):
     if a.pipeline:
         part3(a.pipeline, a.out, a.only.split(",") if a.only else None)
         return
-    ratio = part1(a.quick)
+    part1(a.quick, "svm")
+    ratio = part1(a.quick, "lda")
     part2(a.quick, ratio)
 
 

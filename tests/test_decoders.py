@@ -13,7 +13,7 @@ from scipy.signal import lfilter
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _decisions_naive, _decisions_ridge, _train_masks, cluster_test, hold_events, parse_contrast)
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _auc_bins, _decisions_naive, _decisions_ridge, _decisions_ridge_hat, _train_masks, auc_score, cluster_test, hold_events, parse_contrast)
 
 
 def calcium(drive, dt, tau):
@@ -140,12 +140,12 @@ def clustered_session(seed, N=60, dt=0.1, tau=5.0, blocks=12, per_block=5, gap_s
     return X, (np.arange(T) + 0.5) * dt, times[lab], times[~lab]
 
 
-def _false_positives(n_seeds, null, n_surrogates, amp=0.0, first_seed=500, **sim):
+def _false_positives(n_seeds, null, n_surrogates, amp=0.0, first_seed=500, mode="lda", **sim):
     """Seeds (of n_seeds) with a significant cluster, window (-1, 1) s, 15 s exclusion (defaults otherwise)."""
     hits = 0
     for seed in range(n_seeds):
         X, time, ea, eb = clustered_session(first_seed + seed, amp=amp, **sim)
-        d = TimeResolvedDecoder(window=(-1.0, 1.0), n_surrogates=n_surrogates, null=null,
+        d = TimeResolvedDecoder(window=(-1.0, 1.0), n_surrogates=n_surrogates, null=null, mode=mode,
                                 random_state=seed).fit(X, ea, eb, time=time)
         hits += bool(d.significant_bins_.any())
     return hits
@@ -153,20 +153,52 @@ def _false_positives(n_seeds, null, n_surrogates, amp=0.0, first_seed=500, **sim
 
 # Binomial 95% bound at alpha = 0.05: P(X >= 5 | n = 40, p = 0.05) = 0.048, so a calibrated
 # test gives at most 4 of 40 false positives (95% of the time).
-def test_shift_null_holds_its_level_when_bouts_cluster_in_time_fast():
+@pytest.mark.parametrize("mode", ["lda", "svm"])
+def test_shift_null_holds_its_level_when_bouts_cluster_in_time_fast(mode):
     """The clustered case at reduced size (20 neurons, 4 Hz bins, 40 surrogates), 40 seeds; planted power beside it."""
-    small = dict(N=20, dt=0.25, blocks=10)
+    small = dict(N=20, dt=0.25, blocks=10, mode=mode)
     assert _false_positives(40, "shift", 40, **small) <= 4
     assert _false_positives(10, "shift", 40, amp=1.0, **small) >= 9
 
 
 @pytest.mark.slow
-def test_shift_null_holds_its_level_when_bouts_cluster_in_time():
+@pytest.mark.parametrize("mode", ["lda", "svm"])
+def test_shift_null_holds_its_level_when_bouts_cluster_in_time(mode):
     """Issue 20's clustered case as filed (60 neurons, tau 5 s, 10 Hz, 100 surrogates), 40 seeds:
     the shift null stays within the binomial bound where label permutation does not; planted power beside it."""
-    assert _false_positives(40, "shift", 100, first_seed=1000) <= 4
-    assert _false_positives(40, "permute", 100, first_seed=1000) > 4
-    assert _false_positives(20, "shift", 100, amp=0.8, first_seed=1000) >= 18
+    assert _false_positives(40, "shift", 100, first_seed=1000, mode=mode) <= 4
+    assert _false_positives(40, "permute", 100, first_seed=1000, mode=mode) > 4
+    assert _false_positives(20, "shift", 100, amp=0.8, first_seed=1000, mode=mode) >= 18
+
+
+def test_default_lda_has_the_power_of_the_svm_and_its_accuracy_curve():
+    """The default closed-form mode (ridge 100) beside the template SVM on the same sessions, seeds and
+    surrogates: issue 20's clustered case at reduced size (as the fast calibration test, which holds
+    the level of both modes) with a weak planted signal (amplitude 0.5 on 8 of 20 neurons), seeds
+    900-919. The ridge default was chosen among 10, 100 and 1000 on seeds 500-539 and 700-719, so
+    these sessions did not take part in the choice.
+    Power: the lda detects the planted window in at least as many sessions as the SVM.
+    Curves agree within the noise of one bin's accuracy (binomial SD at 50 test bouts:
+    sqrt(0.25 / 50) = 0.071; two classifiers err on partly different bouts): per session the mean
+    absolute difference over bins is at most 2 SD (0.14), over all sessions at most 1.2 SD (0.085),
+    and the mean signed difference (no systematic offset) at most 0.05."""
+    small = dict(N=20, dt=0.25, blocks=10)
+    hits = {"lda": 0, "svm": 0}
+    diff, signed = [], []
+    for seed in range(20):
+        X, time, ea, eb = clustered_session(900 + seed, amp=0.5, **small)
+        acc = {}
+        for mode in hits:
+            d = TimeResolvedDecoder(window=(-1.0, 1.0), n_surrogates=40, mode=mode, random_state=seed).fit(
+                X, ea, eb, time=time)
+            hits[mode] += bool(d.significant_bins_.any())
+            acc[mode] = d.accuracy_
+        diff.append(np.abs(acc["lda"] - acc["svm"]).mean())
+        signed.append((acc["lda"] - acc["svm"]).mean())
+    assert hits["svm"] < 20                       # not saturated: the comparison can fail
+    assert hits["lda"] >= hits["svm"], hits
+    assert max(diff) <= 0.14 and np.mean(diff) <= 0.085, diff
+    assert abs(np.mean(signed)) <= 0.05, signed
 
 
 def test_exclusion_removes_leakage_from_neighbouring_bouts():
@@ -208,7 +240,7 @@ def test_too_few_bouts_one_class_and_edges_never_crash():
 
 def test_fast_path_equals_naive_loop_exactly():
     X, time, ea, eb = simulate(7, n_per_class=7, N=6, spacing_s=6.0, amp=1.0)
-    kw = dict(window=(-0.2, 0.6), n_repeats=1, n_surrogates=2, exclusion_s=10.0, random_state=5)
+    kw = dict(window=(-0.2, 0.6), n_repeats=1, n_surrogates=2, exclusion_s=10.0, mode="svm", random_state=5)
     fast = TimeResolvedDecoder(solver="fast", **kw).fit(X, ea, eb[:6], time=time)
     naive = TimeResolvedDecoder(solver="naive", **kw).fit(X, ea, eb[:6], time=time)
     for att in ("accuracy_", "auc_", "null_accuracy_", "null_auc_"):
@@ -232,11 +264,47 @@ def test_ridge_mode_matches_direct_solve_and_agrees_with_svm():
         w = np.linalg.solve(Xa.T @ Xa + np.eye(p + 1) / 2.0, Xa.T @ s[t])
         assert np.isclose(f[1, j], np.r_[W[j, 1], 1.0] @ w)
     X, time, ea, eb = simulate(0)
-    svm = TimeResolvedDecoder(**FAST, random_state=0).fit(X, ea, eb, time=time)
+    svm = TimeResolvedDecoder(**FAST, mode="svm", random_state=0).fit(X, ea, eb, time=time)
     lda = TimeResolvedDecoder(**FAST, mode="lda", random_state=0).fit(X, ea, eb, time=time)
     core = (svm.time_bins_ >= 0.4) & (svm.time_bins_ <= 1.0)
     assert lda.significant_bins_[core].all()
     assert np.abs(lda.accuracy_ - svm.accuracy_).mean() < 0.1
+
+
+@pytest.mark.parametrize("p", [5, 30])          # primal (features + 1 <= bouts) and dual hat matrix
+def test_ridge_hat_matrix_equals_refitting_every_fold(p):
+    """The closed-form path (one hat matrix per bin, block leave-out identity) gives the decisions
+    of refitting ridge on every fold's training set, with exclusion windows of varied size."""
+    rng = np.random.default_rng(p)
+    n, nb = 24, 4
+    W = rng.normal(size=(n, nb, p))
+    y = (rng.permutation(n) < 11).astype(int)
+    times = np.sort(rng.uniform(0, 120, n))
+    train = _train_masks(times, 9.0)
+    assert len(np.unique((~train).sum(1))) >= 3           # several block sizes
+    f = _decisions_ridge_hat(np.concatenate([W.transpose(1, 0, 2), np.ones((nb, n, 1))], axis=2), y, train, C=0.5)
+    s = np.where(y == 1, 1.0, -1.0)
+    for j in range(n):
+        t = train[j]
+        for b in range(nb):
+            Xa = np.c_[W[t, b], np.ones(t.sum())]
+            w = np.linalg.solve(Xa.T @ Xa + 2.0 * np.eye(p + 1), Xa.T @ s[t])
+            assert np.isclose(f[b, j], np.r_[W[j, b], 1.0] @ w, rtol=1e-9, atol=1e-12)
+
+
+def test_ridge_fast_path_equals_sklearn_ridge_loop_exactly():
+    """Estimator level: the closed-form path and one sklearn Ridge per (label set, fold, bin) give
+    identical accuracies and AUCs, observed and every surrogate; the rank AUC equals the pairwise one."""
+    X, time, ea, eb = simulate(7, n_per_class=7, N=6, spacing_s=6.0, amp=1.0)
+    kw = dict(window=(-0.2, 0.6), n_repeats=2, n_surrogates=3, exclusion_s=10.0, mode="lda", random_state=5)
+    fast = TimeResolvedDecoder(solver="fast", **kw).fit(X, ea, eb[:6], time=time)
+    naive = TimeResolvedDecoder(solver="naive", **kw).fit(X, ea, eb[:6], time=time)
+    for att in ("accuracy_", "auc_", "null_accuracy_", "null_auc_"):
+        assert np.array_equal(getattr(fast, att), getattr(naive, att)), att
+    assert fast.accuracy_.std() > 0
+    f = np.round(np.random.default_rng(0).normal(size=(5, 14)), 1)    # ties
+    y = np.r_[np.ones(6, int), np.zeros(8, int)]
+    assert np.array_equal(_auc_bins(y, f), [auc_score(y, r) for r in f])
 
 
 def test_naive_fold_without_both_classes_is_skipped():

@@ -1,25 +1,34 @@
 """Time-resolved linear decoders of behaviour from population activity (METHODS.md section 5).
 
-`TimeResolvedDecoder` trains a linear SVM one time bin at a time on windows
+`TimeResolvedDecoder` trains a linear classifier one time bin at a time on windows
 aligned to two sets of events (class a, class b), with leave-one-bout-out
 cross-validation that drops from training every bout starting within
 `exclusion_s` of the test bout, class balance by random subsampling, a null
 that circularly shifts the activity against the event train (default; or
 permutes the labels) and a cluster-based permutation test over time bins.
 
-The classifier is scikit-learn's `LinearSVC` problem (squared hinge loss, L2
-penalty, intercept as a constant feature of value 1, i.e. a penalised bias):
+Two classifiers, both with the intercept as a constant feature:
+
+- `mode="lda"` (default): ridge least squares on +-1 labels,
+  min_w |y - [X, c] w|^2 + ridge |w|^2 with c = 100 (so the intercept's penalty is
+  ridge / 10^4, practically free), whose weight direction is the shrinkage-LDA
+  direction (METHODS.md's budget allows closed-form fits). Every
+  fold's decision comes from one hat matrix per bin by the block leave-out
+  identity (`_decisions_ridge_hat`); `solver="naive"` fits one sklearn `Ridge`
+  per (label set, fold, bin) instead, with identical accuracies.
+- `mode="svm"`: the template's linear SVM, scikit-learn's `LinearSVC` problem
+  (squared hinge loss, L2 penalty, bias feature of 1 penalised like the others):
 
     min_w  1/2 |w|^2 + C sum_i max(0, 1 - y_i w.[x_i, 1])^2
 
-Its dual is strictly convex (the squared hinge adds 1/(2C) to the diagonal),
-so the optimum is unique and any exact solver gives the same decision values.
-The fast path (`solver="fast"`) solves that dual for every (time bin, fold)
-at once from per-bin Gram matrices (n_bouts x n_bouts, computed once and
-shared by every fold, repeat and surrogate) with a batched primal-dual
-active-set Newton method; `solver="naive"` fits one `LinearSVC` per
-(label set, fold, bin). `benchmarks/bench_decoders.py` and
-tests/test_decoders.py check both give identical accuracies and AUCs.
+  Its dual is strictly convex (the squared hinge adds 1/(2C) to the diagonal),
+  so the optimum is unique and any exact solver gives the same decision values.
+  The fast path (`solver="fast"`) solves that dual for every (time bin, fold)
+  at once from per-bin Gram matrices with a batched primal-dual active-set
+  Newton method; `solver="naive"` fits one `LinearSVC` per (label set, fold, bin).
+
+`benchmarks/bench_decoders.py` and tests/test_decoders.py check that each fast path
+and its naive loop give identical accuracies and AUCs, and that the two modes agree.
 See docs/decoders.md for every rule and shortcut.
 """
 from __future__ import annotations
@@ -331,9 +340,145 @@ def _decisions_ridge(G, y, train, C):
     return f
 
 
+def _decisions_ridge_hat(X, y, train, C, bucket=2):
+    """Closed-form fast mode, all folds and bins at once by the ridge hat matrix (the default).
+
+    The classifier of `_decisions_ridge` (ridge on +-1 targets, lambda = 1/C, the bias a
+    constant feature, last in X), computed without refitting per fold: with the hat matrix
+    H = X (X'X + lambda I)^-1 X' and the all-bouts fit yhat = H s of one bin, the fit that
+    leaves out a block R of bouts predicts on R (block leave-out identity for ridge):
+
+        f_R = s_R - (I - H_RR)^-1 (s_R - yhat_R)
+
+    R = the test bout and every bout the exclusion window drops (the complement of the
+    fold's training set), so one small |R| x |R| solve per (bin, fold) gives the exact
+    decision. H is formed in the primal (d <= bouts: one d x d Cholesky factorisation per
+    bin, H = Y'Y with Y = L^-1 X') or else in the dual (H = I - lambda (XX' + lambda I)^-1). Folds are grouped by |R| rounded up to a
+    multiple of `bucket` (padded with identity rows, which leaves the solution unchanged);
+    each group's systems (I - H_RR is positive definite) are solved by a Cholesky
+    factorisation vectorised over (bin, fold).
+    X: (bin, bout, d) windows of the label set's bouts with the bias feature (1) last;
+    y: (bout,) in {0, 1}; train: (fold=bout, bout) bool. Returns decisions (bin, bout),
+    NaN where a fold's training set lacks a class.
+    """
+    nb, n, d = X.shape
+    s = np.where(y == 1, 1.0, -1.0)
+    f = np.full((nb, n), np.nan)
+    pos1 = y == 1
+    folds = np.flatnonzero((train & pos1).any(axis=1) & (train & ~pos1).any(axis=1))
+    if len(folds) == 0:
+        return f
+    lam = 1.0 / C
+    Xt = X.transpose(0, 2, 1)
+    if d <= n:
+        # per bin: X'X + lambda I = L L' (Cholesky), Y = L^-1 X', H = Y'Y (lower triangle only:
+        # the solves below read only H_RR's lower triangle), yhat = Y'(Y s)
+        from scipy.linalg import blas, lapack
+        A = np.matmul(Xt, X) + lam * np.eye(d)
+        H = np.empty((nb, n, n))
+        yhat = np.empty((nb, n))
+        for b in range(nb):
+            L, info = lapack.dpotrf(A[b], lower=1)
+            Y, info2 = lapack.dtrtrs(L, Xt[b], lower=1)
+            if info or info2:
+                raise np.linalg.LinAlgError(f"ridge system of bin {b} is not positive definite")
+            H[b] = blas.dsyrk(1.0, Y, trans=1, lower=1)
+            yhat[b] = Y.T @ (Y @ s)
+    else:
+        H = np.eye(n) - lam * np.linalg.inv(np.matmul(X, Xt) + lam * np.eye(n))
+        yhat = np.einsum("bnm,m->bn", H, s)
+    Hf, yf = H.reshape(-1), yhat.reshape(-1)
+    R = ~train[folds]                                                            # includes the test bout
+    size = -(-R.sum(axis=1) // bucket) * bucket
+    for k in np.unique(size):
+        g = size == k
+        fj = folds[g]
+        m = len(fj)
+        order = np.argsort(~R[g], axis=1, kind="stable")[:, :k]                  # removed bouts first
+        valid = np.take_along_axis(R[g], order, axis=1)                          # (m, k); False = padding
+        E = np.where(valid, order, 0)
+        pos = np.argmax(E == fj[:, None], axis=1)                                # test bout within E
+        # batch-last (k, k, bin, m) gathers: every step of the solve is one vectorised operation
+        base = (np.arange(nb) * n)[:, None]                                      # (bin, 1)
+        ia, ic = np.tril_indices(k)
+        pair = E[:, ia].T * n + E[:, ic].T                                       # (pairs, m)
+        M = np.empty((k, k, nb, m))                                             # upper triangle never read
+        M[ia, ic] = np.where((valid[:, ia].T & valid[:, ic].T)[:, None, :],
+                             -np.take(Hf, base[None] * n + pair[:, None, :]), 0.0)   # lower triangle of -H_RR
+        M[np.arange(k), np.arange(k)] += 1.0
+        r = np.where(valid.T[:, None, :], s[E].T[:, None, :] - np.take(yf, base[None] + E.T[:, None, :]), 0.0)
+        z = _chol_solve(M.reshape(k, k, nb * m), r.reshape(k, nb * m)).reshape(k, nb, m)
+        f[:, fj] = s[fj] - z[pos, :, np.arange(m)].T
+    return f
+
+
+def _chol_solve(M, r):
+    """Solve M x = r for a batch of symmetric positive-definite systems laid out batch-last.
+
+    M: (k, k, batch), only its lower triangle is read; r: (k, batch). Cholesky M = L L',
+    then forward and back substitution, each step one vectorised operation over the batch
+    (k is small: the bouts within the exclusion window). Returns x (k, batch).
+    """
+    k = M.shape[0]
+    L = np.zeros_like(M)
+    for j in range(k):
+        L[j, j] = np.sqrt(M[j, j] - (L[j, :j] ** 2).sum(axis=0)) if j else np.sqrt(M[j, j])
+        if j + 1 < k:
+            off = M[j + 1:, j] - (L[j + 1:, :j] * L[j, :j][None]).sum(axis=1) if j else M[j + 1:, j]
+            L[j + 1:, j] = off / L[j, j]
+    zf = np.empty_like(r)
+    for j in range(k):
+        zf[j] = ((r[j] - (L[j, :j] * zf[:j]).sum(axis=0)) if j else r[j]) / L[j, j]
+    x = np.empty_like(r)
+    for j in range(k - 1, -1, -1):
+        x[j] = ((zf[j] - (L[j + 1:, j] * x[j + 1:]).sum(axis=0)) if j + 1 < k else zf[j]) / L[j, j]
+    return x
+
+
+def _decisions_ridge_naive(W, y, train, C, bias=1.0):
+    """Reference loop of the closed-form mode: one scikit-learn `Ridge` per (fold, bin).
+
+    Ridge(alpha = 1/C, no intercept) on [features, bias] with +-1 targets: the bias is a
+    penalised feature, as in `_decisions_ridge_hat`. Returns decisions (bin, bout).
+    """
+    from sklearn.linear_model import Ridge
+    n, nb, _ = W.shape
+    s = np.where(y == 1, 1.0, -1.0)
+    f = np.full((nb, n), np.nan)
+    for j in range(n):
+        tr = train[j]
+        if len(np.unique(y[tr])) < 2:
+            continue
+        for b in range(nb):
+            Xb = np.c_[W[:, b], np.full(n, bias)]
+            m = Ridge(alpha=1.0 / C, fit_intercept=False).fit(Xb[tr], s[tr])
+            f[b, j] = m.predict(Xb[j:j + 1])[0]
+    return f
+
+
+def _auc_bins(y, f):
+    """AUC per row of f (bin, bout) for labels y (1 = positive): Mann-Whitney from average ranks.
+
+    Equals `auc_score` row by row (ties count half in both; the rank sum is a half-integer,
+    exact in floating point).
+    """
+    from scipy.stats import rankdata
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if n1 == 0 or n0 == 0:
+        return np.full(f.shape[0], np.nan)
+    r = rankdata(f, axis=1)
+    return (r[:, pos].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
 # ---------------------------------------------------------------- decoder ----
 
 NULLS = ("shift", "permute")
+# mode "lda": value of the constant bias feature. Its weight is penalised like the others, so a
+# value c makes the intercept's effective penalty ridge / c^2 (1e-4 ridge here): the intercept is
+# practically free, and the classes' threshold is not pulled toward 0 when both classes share a
+# response (the SVM's bias, feature value 1, is penalised like a neuron)
+_LDA_BIAS = 1.0
 TOO_SHORT = "too short for the shift null"
 
 
@@ -359,12 +504,18 @@ class TimeResolvedDecoder(BaseEstimator):
                              "permute": labels permuted across bouts (holds only when bouts
                              are independent; see docs/decoders.md).
     min_shift_s : float      shifts are uniform on [min_shift_s, duration - min_shift_s], s.
-    C : float                SVM regularisation (LinearSVC's C).
-    mode : "svm" | "lda"     "lda": ridge least-squares classifier (= shrinkage LDA direction), same CV.
+    C : float                mode "svm": LinearSVC's C.
+    mode : "lda" | "svm"     "lda" (default): ridge least-squares classifier on +-1 labels (the
+                             shrinkage-LDA direction), exact leave-bouts-out from one hat matrix
+                             per bin; "svm": the template's linear SVM (squared hinge). Same CV,
+                             null and cluster test.
+    ridge : float            mode "lda": ridge penalty lambda (lambda I added to X'X of the
+                             training bouts' z-scored features and bias).
     alpha : float            family-wise level of the cluster test.
     cluster_q : float        per-bin null quantile that forms clusters.
     standardize : bool       z-score each feature over the session first (ddof=1).
-    solver : "fast" | "naive"  batched exact dual solver, or one LinearSVC per fit (reference).
+    solver : "fast" | "naive"  batched exact solvers, or the reference loops: one LinearSVC ("svm")
+                             or sklearn Ridge ("lda") per (label set, fold, bin).
     tol : float              dual optimality tolerance (naive: LinearSVC tol).
     n_jobs : int             joblib workers over surrogates.
     random_state : int | Generator | None   turned into a Generator at fit time (stats.as_rng).
@@ -379,8 +530,8 @@ class TimeResolvedDecoder(BaseEstimator):
     """
 
     def __init__(self, window=(-3.0, 3.0), exclusion_s=15.0, min_bouts=4, n_repeats=50,
-                 n_surrogates=500, null="shift", min_shift_s=15.0, C=1.0, mode="svm", alpha=0.05,
-                 cluster_q=0.95, standardize=True, solver="fast", tol=1e-8, n_jobs=1, random_state=None):
+                 n_surrogates=500, null="shift", min_shift_s=15.0, C=1.0, mode="lda", ridge=100.0,
+                 alpha=0.05, cluster_q=0.95, standardize=True, solver="fast", tol=1e-8, n_jobs=1, random_state=None):
         self.window = window
         self.exclusion_s = exclusion_s
         self.min_bouts = min_bouts
@@ -390,6 +541,7 @@ class TimeResolvedDecoder(BaseEstimator):
         self.min_shift_s = min_shift_s
         self.C = C
         self.mode = mode
+        self.ridge = ridge
         self.alpha = alpha
         self.cluster_q = cluster_q
         self.standardize = standardize
@@ -440,6 +592,14 @@ class TimeResolvedDecoder(BaseEstimator):
 
     def _decisions(self, ls: _LabelSet, times, W, G, Z, rows):
         train = _train_masks(times[ls.idx], self.exclusion_s)
+        if self.mode == "lda":
+            # Z carries the bias feature (1) last here; windows (bin, bout, d) of this label set's
+            # bouts, re-extracted from the shifted activity for a surrogate
+            X1 = Z[(rows[ls.idx].T - ls.shift) % Z.shape[0]]
+            if self.solver == "naive":
+                return _decisions_ridge_naive(X1[:, :, :-1].transpose(1, 0, 2), ls.y, train, 1.0 / self.ridge,
+                                              bias=X1[0, 0, -1])
+            return _decisions_ridge_hat(X1, ls.y, train, 1.0 / self.ridge)
         if ls.shift:
             # the activity rolled by `shift` bins against the events: windows wrap around the recording
             W = Z[(rows[ls.idx] - ls.shift) % Z.shape[0]]
@@ -449,8 +609,6 @@ class TimeResolvedDecoder(BaseEstimator):
         else:
             W, Gs, idx = W[ls.idx], G, ls.idx
         Gs = Gs[:, idx][:, :, idx]
-        if self.mode == "lda":
-            return _decisions_ridge(Gs, ls.y, train, self.C)
         if self.solver == "naive":
             return _decisions_naive(W, ls.y, train, self.C, self.tol, max_iter=1_000_000)
         return _decisions_fast(Gs, ls.y, train, self.C, self.tol)
@@ -463,8 +621,7 @@ class TimeResolvedDecoder(BaseEstimator):
             return np.full(nb, np.nan), np.full(nb, np.nan)
         y, fv = ls.y[valid], f[:, valid]
         acc = ((fv > 0) == (y == 1)).mean(axis=1)
-        auc = np.array([auc_score(y, fb) for fb in fv])
-        return acc, auc
+        return acc, _auc_bins(y, fv)
 
     def _run_sets(self, sets, times, W, G, Z, rows, progress=None):
         key_cache: dict = {}
@@ -538,9 +695,13 @@ class TimeResolvedDecoder(BaseEstimator):
             self.status_ = "no features"
             self.detail_ = "no feature with non-zero variance"
             return self
-        W = Z[rows]                                              # (bout, bin, feature)
-        Wt = np.ascontiguousarray(W.transpose(1, 0, 2))
-        G = np.einsum("bif,bjf->bij", Wt, Wt) + 1.0             # bias as a constant feature of 1
+        W = G = None
+        if self.mode == "svm":                                   # Gram matrices shared by the SVM's label sets
+            W = Z[rows]                                          # (bout, bin, feature)
+            Wt = np.ascontiguousarray(W.transpose(1, 0, 2))
+            G = np.einsum("bif,bjf->bij", Wt, Wt) + 1.0         # bias as a constant feature of 1
+        else:                                                    # the ridge path gathers windows itself
+            Z = np.concatenate([Z, np.full((T, 1), _LDA_BIAS)], axis=1)     # bias as a constant feature
         obs_sets, sur_sets, sh = self._label_sets(rng, len(ea), len(eb), T, dt, shifts)
         if sur_sets is None:
             self.status_ = TOO_SHORT

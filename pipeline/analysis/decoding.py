@@ -95,7 +95,7 @@ def _combine(fits, alpha, cluster_q):
 
 
 # Bump when a change to the decoders changes results for the same inputs and settings.
-CACHE_VERSION = "issue20-1"
+CACHE_VERSION = "issue20-2"
 
 
 def _job_key(a, v, c, seed, feats, ea, eb, time, base, alpha):
@@ -212,7 +212,7 @@ def decode_session(tree: xr.DataTree, p: dict, seed=0, warn=print, progress=None
         X = np.asarray(act.values, float)
         ea, eb = contrast_events(events, v, a, p["hold_guard_s"])
         base = dict(window=window, exclusion_s=p["exclusion_s"], min_bouts=p["min_bouts"],
-                    null=p["null"], min_shift_s=p["min_shift_s"], C=p["C"],
+                    null=p["null"], min_shift_s=p["min_shift_s"], C=p["C"], ridge=p["ridge"],
                     mode=p["mode"], alpha=p["alpha"], n_jobs=p["n_jobs"])
         feats, note = [], ""
         if c == "full":
@@ -341,7 +341,7 @@ def _to_dataset(results, contrasts, conds, time_bins, p, tree):
                 "condition": np.array(conds, dtype=object),
                 "time_bin": ("time_bin", np.asarray(time_bins, float), {"units": "s", "long_name": "time from event"})},
         attrs={"clusters": json.dumps(clusters), "alpha": p["alpha"], "exclusion_s": p["exclusion_s"],
-               "n_repeats": p["n_repeats"], "n_surrogates": p["n_surrogates"], "mode": p["mode"],
+               "n_repeats": p["n_repeats"], "n_surrogates": p["n_surrogates"], "mode": p["mode"], "ridge": p["ridge"], "C": p["C"],
                "null": p["null"], "min_shift_s": p["min_shift_s"],
                "null_rule": NULL_RULES[p["null"]],
                "status_values": f"ok | {NOT_ENOUGH} | {TOO_SHORT} | no features | skipped | not run"})

@@ -113,8 +113,13 @@ DECODING = Section("decoding", "Time-resolved decoders (METHODS.md section 5; do
           choices=("shift", "permute")),
     Param("min_shift_s", 15.0, float, "Shortest circular shift of the 'shift' null, from either end of the recording.",
           unit="s", range=(0.0, 1e6)),
-    Param("C", 1.0, float, "SVM regularisation (LinearSVC C; LDA mode: ridge 1/C).", range=(1e-9, 1e9)),
-    Param("mode", "svm", str, "Classifier: linear SVM (template) or closed-form ridge/shrinkage LDA (fast mode).", choices=("svm", "lda")),
+    Param("C", 1.0, float, "Mode 'svm': SVM regularisation (LinearSVC's C).", range=(1e-9, 1e9)),
+    Param("mode", "lda", str, "Classifier per time bin: 'lda' = closed-form ridge least squares on +-1 labels (the shrinkage-LDA "
+          "direction; exact leave-bouts-out from one hat matrix per bin), or 'svm' = the template's linear SVM "
+          "(squared hinge, as LinearSVC; much slower). docs/decoders.md compares the two.", choices=("svm", "lda")),
+    Param("ridge", 100.0, float, "Mode 'lda': ridge penalty lambda, added as lambda * I to X'X of the training bouts "
+          "(z-scored features and the bias); larger values shrink the weights toward the difference of class means.",
+          range=(1e-9, 1e9)),
     Param("alpha", 0.05, float, "Family-wise level of the cluster permutation test over time bins.", range=(0.0, 1.0)),
     Param("conditions", list(DECODING_CONDITIONS), list, "Feature sets decoded (docs/decoders.md).", item_type=str,
           choices=DECODING_CONDITIONS),
