@@ -74,12 +74,13 @@ def test_2p_no_duplicate_rois(run2p):
         assert n >= 10 and frac.max() <= 0.5, (a, frac.round(2))
 
 
-# The one-photon bar (issue 3) on the raw F_corrected is met by animal A, not by B: measured with the default
-# engine (sourcery on top-hat background-removed frames, whole frame, area cut 2) F1 A 0.84, B 0.89, median r
-# A 0.89, B 0.67; on the denoised C both pass (r 0.92 / 0.73; docs/imaging.md). The F_corrected gap is marked.
-ONE_P_GAP = pytest.mark.xfail(reason="1p F_corrected r of animal B below 0.7 (measured 0.67); its denoised C "
-                              "meets the bar (test_1p_denoised_calcium_meets_the_trace_bar)",
-                              strict=False)
+# The one-photon bar (issue 19: F1 >= 0.7 and median matched r >= 0.7 for every animal, default engine) on the
+# simulator's realistic 1p movies (optics blur, sensor-fixed vignette and glow, vessels, brain motion). On this
+# small, short test movie (64 x 64 px, 400 frames) animal A meets it; animal B does not (F1 0.40, recall 0.46;
+# docs/imaging.md).
+# The realistic-size session (test_realistic_1p_session, slow tier) meets it for both animals.
+ONE_P_GAP = pytest.mark.xfail(reason="1p F1 of animal B below 0.7 on the 64 x 64 px, 400-frame test movie "
+                              "(measured 0.40): its cells are dimmer and fire less than A's", strict=True)
 
 
 @pytest.mark.parametrize("animal", ["A", pytest.param("B", marks=ONE_P_GAP)])
@@ -90,10 +91,10 @@ def test_1p_default_engine_finds_planted_rois(run1p, animal):
     assert np.median(m["corr"]) >= 0.7, m
 
 
-@pytest.mark.parametrize("animal", ["A", "B"])
+@pytest.mark.parametrize("animal", ["A", pytest.param("B", marks=ONE_P_GAP)])
 def test_1p_denoised_calcium_meets_the_trace_bar(run1p, animal):
     """The deconvolution model's C (the CNMF-style denoised trace; minian's engine reports its C) of matched
-    ROIs: measured median r A 0.92, B 0.73 where F_corrected gives 0.89 / 0.67 (docs/imaging.md)."""
+    ROIs; the same ROIs as the F_corrected test, so animal B misses the F1 part of the bar here too."""
     res, truth, _ = run1p
     m = _scores(res, truth, animal, trace="C")
     assert m["f1"] >= 0.7 and np.median(m["corr"]) >= 0.7, m
@@ -106,13 +107,6 @@ def test_denoised_calcium_is_the_deconvolution_model():
     c = denoised_calcium(s, fs=10.0, tau=0.5)
     np.testing.assert_allclose(c[0, 10:20], 2.0 * np.exp(-np.arange(10) / 5.0), rtol=1e-6)
     assert c[0, :10].max() == 0 and c[1, 31] > c[1, 29]
-
-
-def test_1p_default_engine_finds_most_planted_cells(run1p):
-    """The issue's F1 bar pooled over both animals (measured 0.84 / 0.89; ~0.1 run-to-run variation)."""
-    res, truth, _ = run1p
-    f1 = [_scores(res, truth, a)["f1"] for a in "AB"]
-    assert np.mean(f1) >= 0.7, f1
 
 
 def test_2p_motion_group_matches_truth_and_contract(run2p):
@@ -183,6 +177,19 @@ def test_realistic_2p_session(tmp_path):
         assert m["f1"] >= 0.8, (a, m)
         assert np.median(m["corr"]) >= 0.8, (a, m)
         assert shift_rmse(res[f"/{a}/motion"]["rigid_shift"].values, truth[f"/{a}"]["rigid_shift"].values) < 0.2
+
+
+@pytest.mark.slow
+def test_realistic_1p_session(tmp_path):
+    """The issue's miniscope movie: 128 x 128 px, 60 s at 20 Hz (1200 frames), 60 and 52 neurons, the simulator's
+    1p optics (blur, sensor-fixed vignette and glow, vessels) and brain motion; default parameters. The 1p bars:
+    motion < 0.5 px, ROI F1 >= 0.7 and median matched r >= 0.7 for both animals."""
+    res, truth, _ = _run_session(tmp_path, "1p", seed=11, preset="default", duration_s=60.0, frame_rate=(20.0, 19.98))
+    for a in "AB":
+        assert shift_rmse(res[f"/{a}/motion"]["rigid_shift"].values, truth[f"/{a}"]["rigid_shift"].values) < 0.5
+        m = _scores(res, truth, a)
+        assert m["f1"] >= 0.7, (a, m)
+        assert np.median(m["corr"]) >= 0.7, (a, m)
 
 
 @pytest.mark.parametrize("neighbours", [8, 4])

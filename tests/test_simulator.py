@@ -313,6 +313,40 @@ def test_one_photon_background_dominates(tmp_path):
     assert t["A"].sigma.values.mean() > 2.0
 
 
+def test_one_photon_optics_stay_on_the_sensor_and_vessels_move_with_the_tissue(tmp_path):
+    """1p image model (issue 19): frame = dark + vignette x blur(moved tissue) + glow. Noise-free, cells
+    silent, motion only one jump: across the jump's first frame the tissue part (frame minus the truth's
+    glow, divided by its vignette) is the previous frame's tissue part moved by the planted shift, while
+    the raw frame is not the raw previous frame moved (the glow and vignette stayed put). Vessels are
+    dark in the tissue."""
+    from scipy import ndimage
+    d = tmp_path / "onep_optics"
+    simulate_session(d, seed=2, modality="1p", noise=0.0, dff_per_spike=0.0, motion_px=0.0, nonrigid_px=0.0,
+                     jump_rate_per_min=3.0, jump_px=(3.0, 4.0), dropped_frames=0, preset="small", duration_s=30.0,
+                     fov=(48, 48), n_neurons=(8, 8))
+    g = load_truth(d)["A"]
+    assert g.attrs["psf_sigma_px"] > 0 and g.glow.values.mean() > np.median(g.F0.values)
+    shift = g.rigid_shift.values
+    t2 = int(np.flatnonzero(np.linalg.norm(shift, axis=1) > 2.5)[0])
+    t1 = t2 - 1
+    assert np.allclose(shift[t1], 0.0) and np.linalg.norm(shift[t2]) > 2.5
+    mov = tifffile.imread(d / "A" / "movie.tif", key=[t1, t2]).astype(np.float64)
+    vig, glow = g.vignette.values, g.glow.values
+
+    def tissue(frame, t):
+        return (frame - g.attrs["dark_offset"] - g.glow_modulation.values[t] * glow) / vig
+
+    inner = (slice(8, -8), slice(8, -8))
+    want = ndimage.shift(tissue(mov[0], t1), shift[t2], order=3)[inner]
+    err_tissue = np.abs(tissue(mov[1], t2)[inner] - want).mean() / want.mean()
+    err_raw = np.abs(mov[1] - ndimage.shift(mov[0], shift[t2], order=3))[inner].mean() / mov[1][inner].mean()
+    assert err_tissue < 0.01 and err_raw > 5 * err_tissue, (err_tissue, err_raw)
+    # vessels hold no fluorophore: darker tissue along them (zero-motion frame t1)
+    tis, trans = tissue(mov[0], t1), g.vessel_transmission.values
+    assert trans.min() < 0.6
+    assert np.median(tis[trans < 0.7]) < 0.8 * np.median(tis[trans > 0.95])
+
+
 def test_overrides_are_validated(tmp_path):
     with pytest.raises(ValueError, match="n_nuerons"):
         simulate_session(tmp_path / "x", n_nuerons=3)

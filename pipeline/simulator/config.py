@@ -49,7 +49,14 @@ class SimConfig:
         dff_per_spike: peak dF/F of one isolated spike; None picks by modality (2p 0.5, 1p 0.25).
         neuropil: neuropil level relative to mean F0.
         background: 1p only: out-of-focus background relative to mean F0 (several times brighter than cells).
-        vignetting: 1p only: fractional fall-off of illumination at the corners.
+        vignetting: 1p only: fractional fall-off of illumination at the corners (fixed to the sensor).
+        glow: 1p only: stray-light glow fixed to the sensor (does not move with the tissue), mean level
+            relative to mean F0; broad and off-centre, with a slow drift.
+        n_vessels: blood vessels crossing the field (dark: they absorb the tissue's fluorescence; they
+            move with the tissue); None picks by modality (1p 3, 2p 0).
+        vessel_contrast: fraction of the tissue light a vessel's centre line absorbs.
+        psf_sigma_px: optics blur, Gaussian SD (px) applied in sensor coordinates; None picks by
+            modality (1p 1.2, 2p 0: point scanning images the focal plane sharply).
         bleach_fraction: fractional loss of all fluorescence over the session (0 = none).
         dark_offset: detector offset (counts).
         photon_gain: counts per detected photon (sets shot noise).
@@ -124,6 +131,10 @@ class SimConfig:
     neuropil: float = 0.3
     background: float = 5.0
     vignetting: float = 0.5
+    glow: float = 2.0
+    n_vessels: int | None = None
+    vessel_contrast: float = 0.5
+    psf_sigma_px: float | None = None
     bleach_fraction: float = 0.0
     dark_offset: float = 100.0
     photon_gain: float = 4.0
@@ -223,6 +234,14 @@ class SimConfig:
             bad("gaba_fraction", "a fraction in [0, 1]")
         if self.structural_marks not in ("GABAergic", "glutamatergic"):
             bad("structural_marks", "'GABAergic' or 'glutamatergic'")
+        if self.n_vessels is not None and self.n_vessels < 0:
+            bad("n_vessels", "a count >= 0 or None")
+        if not 0 <= self.vessel_contrast <= 1:
+            bad("vessel_contrast", "a fraction in [0, 1]")
+        if self.psf_sigma_px is not None and self.psf_sigma_px < 0:
+            bad("psf_sigma_px", "an SD >= 0 (px) or None")
+        if self.glow < 0:
+            bad("glow", ">= 0")
         if self.compression not in (None, "zlib"):
             bad("compression", "None or 'zlib'")
         known = set(self.behaviors) | set(TASK_VARIABLES)
@@ -257,6 +276,18 @@ class SimConfig:
         if self.modality == "2p":
             return (2.2, 3.4) if big else (1.5, 2.3)
         return (3.5, 5.0) if big else (2.2, 3.0)
+
+    @property
+    def psf_sigma(self) -> float:
+        if self.psf_sigma_px is not None:
+            return float(self.psf_sigma_px)
+        return 1.2 if self.modality == "1p" else 0.0
+
+    @property
+    def vessel_count(self) -> int:
+        if self.n_vessels is not None:
+            return int(self.n_vessels)
+        return 3 if self.modality == "1p" else 0
 
     @property
     def dff_amplitude(self) -> float:

@@ -121,14 +121,16 @@ def _simulate_animal(cfg: SimConfig, seed: int, i: int, cam: tuple, pad: int, sh
     limit = pad - 2 - cfg.nonrigid_px
     mot["rigid"] = np.clip(mot["rigid"], -limit, limit)
     fields_ = movie.nonrigid_fields(cfg, rng_m)
-    slow = latents.smooth_factors(_rng(seed, f"slow{a}"), 1 + (4 if cfg.modality == "1p" else 0), n_t, dt, (15.0, 30.0))[0]
+    one_p = cfg.modality == "1p"
+    slow = latents.smooth_factors(_rng(seed, f"slow{a}"), 1 + (5 if one_p else 0), n_t, dt, (15.0, 30.0))[0]
     slow_f = np.stack([np.interp(times, t_fine, s) for s in slow])
     neuropil_mod = 1.0 + 0.15 * slow_f[0]
-    bg_mod = (1.0 + 0.08 * slow_f[1:]).T if cfg.modality == "1p" else np.zeros((times.size, 0))
+    bg_mod = (1.0 + 0.08 * slow_f[1:5]).T if one_p else np.zeros((times.size, 0))
+    glow_mod = 1.0 + 0.05 * slow_f[5] if one_p else np.ones(times.size)    # slow drift of the stray light
     bleach = (1.0 - cfg.bleach_fraction) ** ((times - times[0]) / max(times[-1] - times[0], 1e-9))
     if cfg.render_movies:
         movie.write_movie(folder / "movie.tif", cfg, scene, dff, times, mot, fields_, neuropil_mod, bg_mod,
-                          bleach, _rng(seed, f"noise{a}"))
+                          bleach, _rng(seed, f"noise{a}"), glow_mod=glow_mod)
     files.write_timestamps(folder / "timestamps.csv", times)
     red = None
     if cfg.structural[i]:
@@ -140,7 +142,7 @@ def _simulate_animal(cfg: SimConfig, seed: int, i: int, cam: tuple, pad: int, sh
     warp_amp = np.array([np.abs(np.tensordot(c, fields_, axes=(0, 0))).max() for c in mot["nonrigid_coef"]])
     return dict(times=times, dropped=dropped, kept=kept, neurons=neurons, spikes=spikes, dff=dff,
                 scene=scene, motion=mot, fields=fields_, warp_amp=warp_amp, structural=red,
-                neuropil_mod=neuropil_mod, bleach=bleach)
+                neuropil_mod=neuropil_mod, bleach=bleach, glow_mod=glow_mod)
 
 
 def load_truth(session_dir: str | Path) -> xr.DataTree:

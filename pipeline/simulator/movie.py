@@ -1,8 +1,13 @@
-"""Render one animal's raw movie: somata, neuropil, background, motion, noise.
+"""Render one animal's raw movie: somata, neuropil, background, vessels, motion, optics, noise.
 
-The tissue is drawn on a canvas padded by `pad` px on every side, warped by
-the frame's motion, cropped to the field of view, then photon (Poisson) and
-read noise are added and the frame is stored as uint16.
+The tissue (somata, neuropil, 1p out-of-focus background, darkened along blood vessels) is drawn
+on a canvas padded by `pad` px on every side, warped by the frame's motion (rigid + smooth
+nonrigid) and cropped to the field of view. What the optics add is fixed to the sensor and does
+not move with the tissue: a Gaussian blur (`psf_sigma_px`), the vignette (illumination fall-off)
+and, for 1p, an additive stray-light glow with a slow drift. Then photon (Poisson) and read noise
+are added and the frame is stored as uint16:
+
+    frame_t = dark + vignette * bleach_t * blur(warp_t(tissue_t)) + glow_mod_t * glow + noise
 
 Motion convention: ``rigid_shift[t] = (dy, dx)`` means the tissue content of
 frame t appears displaced by (+dy, +dx) px relative to the zero-motion
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from pipeline.simulator.config import SimConfig
@@ -32,7 +38,9 @@ class Scene:
     F0: np.ndarray             # (n,) baseline peak brightness (counts)
     neuropil: np.ndarray       # (Yp, Xp) counts
     bg_blobs: np.ndarray       # (k, Yp, Xp) counts (1p only; k = 0 for 2p)
-    vignette: np.ndarray       # (Y, X) multiplicative illumination
+    vignette: np.ndarray       # (Y, X) multiplicative illumination, sensor coordinates
+    vessels: np.ndarray = None  # (Yp, Xp) light transmission of the tissue (1 = no vessel), tissue coordinates
+    glow: np.ndarray = None     # (Y, X) counts, additive stray light, sensor coordinates (zeros for 2p)
 
 
 def _smooth_field(rng, shape, sigma):
@@ -41,11 +49,50 @@ def _smooth_field(rng, shape, sigma):
     return f
 
 
+def make_vessels(cfg: SimConfig, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    """Light transmission (Yp, Xp) of the tissue: 1 - vessel_contrast x a Gaussian profile across each
+    of `cfg.vessel_count` smooth curves that cross the canvas (width SD 2.5-6% of the field side)."""
+    Yp, Xp = shape
+    trans = np.ones(shape)
+    for _ in range(cfg.vessel_count):
+        w = rng.uniform(0.025, 0.06) * min(cfg.fov)
+        side = rng.integers(4)
+        u = rng.uniform(0.15, 0.85)
+        pos = np.array([[0.0, u * (Xp - 1)], [Yp - 1.0, u * (Xp - 1)], [u * (Yp - 1), 0.0], [u * (Yp - 1), Xp - 1.0]][side])
+        ang = [np.pi / 2, -np.pi / 2, 0.0, np.pi][side] + rng.uniform(-0.6, 0.6)   # heading inwards (y, x) = (sin, cos)
+        mask = np.zeros(shape, bool)
+        for _step in range(8 * (Yp + Xp)):
+            iy, ix = int(round(pos[0])), int(round(pos[1]))
+            if not (0 <= iy < Yp and 0 <= ix < Xp):
+                break
+            mask[iy, ix] = True
+            ang += rng.normal(0.0, 0.04)     # gently curving
+            pos = pos + 0.5 * np.array([np.sin(ang), np.cos(ang)])
+        if mask.any():
+            d = ndimage.distance_transform_edt(~mask)
+            trans *= 1.0 - cfg.vessel_contrast * np.exp(-0.5 * (d / w) ** 2)
+    return trans
+
+
+def make_glow(cfg: SimConfig, rng: np.random.Generator) -> np.ndarray:
+    """Stray light on the sensor (Y, X) counts: two broad Gaussians centred anywhere within 30% of a side
+    of the field (often off it), scaled to a mean of `glow` x `brightness`."""
+    Y, X = cfg.fov
+    vy, vx = np.mgrid[0:Y, 0:X].astype(np.float64)
+    g = np.zeros((Y, X))
+    for _ in range(2):
+        c = rng.uniform([-0.3 * Y, -0.3 * X], [1.3 * Y, 1.3 * X])
+        s = rng.uniform(0.3, 0.6) * max(Y, X)
+        g += rng.uniform(0.5, 1.0) * np.exp(-0.5 * ((vy - c[0]) ** 2 + (vx - c[1]) ** 2) / s ** 2)
+    return g * cfg.glow * cfg.brightness / max(g.mean(), 1e-12)
+
+
 def make_scene(cfg: SimConfig, rng: np.random.Generator, n: int, pad: int) -> Scene:
-    """Place `n` elliptical Gaussian somata (some overlapping a little) and build the fields."""
+    """Place `n` elliptical Gaussian somata (some overlapping a little, none on a vessel) and build the fields."""
     Y, X = cfg.fov
     Yp, Xp = Y + 2 * pad, X + 2 * pad
     smin, smax = cfg.sigma_range
+    vessels = make_vessels(cfg, rng, (Yp, Xp)) if cfg.vessel_count else np.ones((Yp, Xp))
     centers, sig = [], []
     margin = 2.0
     for _ in range(n):
@@ -53,6 +100,10 @@ def make_scene(cfg: SimConfig, rng: np.random.Generator, n: int, pad: int) -> Sc
         best, best_d = None, -1.0
         for _try in range(200):
             c = rng.uniform([margin, margin], [Y - 1 - margin, X - 1 - margin])
+            if cfg.vessel_count and vessels[int(round(c[0])) + pad, int(round(c[1])) + pad] < 0.97:
+                if best is None:
+                    best = c      # kept only if every try lands on a vessel
+                continue          # somata lie beside vessels, not under them
             if not centers:
                 best = c
                 break
@@ -91,12 +142,18 @@ def make_scene(cfg: SimConfig, rng: np.random.Generator, n: int, pad: int) -> Sc
         vy, vx = np.mgrid[0:Y, 0:X].astype(np.float64)
         r2 = (((vy - (Y - 1) / 2) / ((Y - 1) / 2)) ** 2 + ((vx - (X - 1) / 2) / ((X - 1) / 2)) ** 2) / 2  # 1 at corners
         vignette = 1.0 - cfg.vignetting * r2
+        glow = make_glow(cfg, rng)
     else:
         blobs = np.zeros((0, Yp, Xp))
         vignette = np.ones((Y, X))
+        glow = np.zeros((Y, X))
+    # vessels hold no fluorophore: they darken the neuropil and the out-of-focus tissue behind them
+    neuropil = neuropil * vessels
+    blobs = blobs * vessels[None]
     return Scene(pad=pad, footprints=fps, centers=centers, sigmas=sigmas, angles=angles, F0=F0,
                  neuropil=neuropil.astype(np.float32), bg_blobs=blobs.astype(np.float32),
-                 vignette=vignette.astype(np.float32))
+                 vignette=vignette.astype(np.float32), vessels=vessels.astype(np.float32),
+                 glow=glow.astype(np.float32))
 
 
 def make_motion(cfg: SimConfig, rng: np.random.Generator, times: np.ndarray) -> dict:
@@ -209,11 +266,11 @@ def add_noise(clean: np.ndarray, cfg: SimConfig, rng: np.random.Generator) -> np
 
 def write_movie(path: Path, cfg: SimConfig, scene: Scene, dff: np.ndarray, frame_times: np.ndarray,
                 motion: dict, fields_: np.ndarray, neuropil_mod: np.ndarray, bg_mod: np.ndarray,
-                bleach: np.ndarray, rng: np.random.Generator) -> None:
+                bleach: np.ndarray, rng: np.random.Generator, glow_mod: np.ndarray | None = None) -> None:
     """Write the uint16 (T, Y, X) multipage TIFF in blocks of `chunk_frames` (bounded memory).
 
     dff (n, T) planted dF/F; neuropil_mod (T,), bg_mod (T, k), bleach (T,)
-    multiplicative fluorescence loss.
+    multiplicative fluorescence loss; glow_mod (T,) gain of the sensor-fixed glow (default 1).
     """
     import tifffile
 
@@ -221,6 +278,9 @@ def write_movie(path: Path, cfg: SimConfig, scene: Scene, dff: np.ndarray, frame
     Y, X = cfg.fov
     pad = scene.pad
     coef = prefilter_scene(scene)
+    psf = cfg.psf_sigma
+    glow = scene.glow if scene.glow is not None else np.zeros((Y, X), np.float32)
+    glow_mod = np.ones(T) if glow_mod is None else glow_mod
 
     def frames():
         for s in range(0, T, cfg.chunk_frames):
@@ -229,7 +289,11 @@ def write_movie(path: Path, cfg: SimConfig, scene: Scene, dff: np.ndarray, frame
             tissue = render_tissue(coef, F, neuropil_mod[sl], bg_mod[sl])
             for j, t in enumerate(range(sl.start, sl.stop)):
                 warp = np.tensordot(motion["nonrigid_coef"][t], fields_, axes=(0, 0))
-                img = warp_frame(tissue[j], pad, motion["rigid"][t], warp, prefiltered=True) * scene.vignette * bleach[t]
+                img = warp_frame(tissue[j], pad, motion["rigid"][t], warp, prefiltered=True)
+                if psf > 0:     # the optics blur what lands on the sensor (it commutes with the tissue's shift)
+                    img = gaussian_filter(img, psf, mode="nearest")
+                # vignette and glow belong to the optics and sensor: they stay put while the tissue moves
+                img = img * scene.vignette * bleach[t] + glow_mod[t] * glow
                 yield add_noise(img, cfg, rng)
 
     bigtiff = T * Y * X * 2 > 2**31

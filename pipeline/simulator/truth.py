@@ -23,7 +23,7 @@ Times are seconds on the **master clock** unless stated. Pixel coordinates are
 ## `/A`, `/B` (one per animal; dims `neuron`, `frame`, `y`, `x`)
 | variable | dims | units | meaning |
 | --- | --- | --- | --- |
-| `footprint` | neuron, y, x | 0-1 | soma shape (elliptical Gaussian, peak 1, cut at 3 SD) in the zero-motion reference frame |
+| `footprint` | neuron, y, x | 0-1 | soma shape (elliptical Gaussian, peak 1, cut at 3 SD) in the zero-motion reference frame, before the optics blur (`psf_sigma_px` attr) |
 | `centroid` | neuron, axis | px | soma centre (y, x) |
 | `sigma` | neuron, axis2 | px | SD along major/minor axis |
 | `F0` | neuron | counts | baseline peak brightness above the dark offset |
@@ -40,6 +40,10 @@ Times are seconds on the **master clock** unless stated. Pixel coordinates are
 | `nonrigid_coef` | frame, component | 1 | coefficients of the nonrigid bases |
 | `jumps` | jump, jump_field | s, s, px | large transient displacements (start, stop, amplitude) |
 | `neuropil_modulation` | frame | 1 | slow gain on the neuropil field |
+| `vessel_transmission` | y, x | 0-1 | light the tissue lets through (1 = no vessel), zero-motion reference frame: vessels move with the tissue |
+| `vignette` | y, x | 0-1 | illumination gain, sensor coordinates (fixed: does not move with the tissue) |
+| `glow` | y, x | counts | additive stray light, sensor coordinates (fixed; 0 for 2p) |
+| `glow_modulation` | frame | 1 | slow gain on the glow |
 | `shared_loading` | neuron, factor | fraction of base rate per unit factor | weight w of each shared factor: rate = base * max(0, 1 + w.z + v.q + sum beta x) |
 | `private_loading` | neuron, private | fraction of base rate | weights v of this animal's private factors |
 | `private_factors` | private, time_fine | z | private latents (unit variance) |
@@ -47,7 +51,12 @@ Times are seconds on the **master clock** unless stated. Pixel coordinates are
 | `structural_image` | y, x | counts | noise-free red reporter image (only for animals with a structural channel) |
 
 attrs: `frame_rate` (Hz, nominal), `start_offset_s`, `genotype`, `modality`,
-`dark_offset`, `photon_gain`, `read_noise`, `dff_per_spike`, `tau_rise_s`, `tau_decay_s`.
+`dark_offset`, `photon_gain`, `read_noise`, `dff_per_spike`, `tau_rise_s`, `tau_decay_s`,
+`psf_sigma_px` (Gaussian SD of the optics blur applied in sensor coordinates).
+
+Image model of a frame t (counts): dark + vignette x bleach_t x blur(warp_t(tissue_t)) +
+glow_modulation_t x glow + noise, where tissue_t = sum F0 (1 + calcium_t) footprint +
+vessel_transmission x (neuropil_modulation_t x neuropil + 1p out-of-focus background).
 
 ## `/shared`
 `factors` (factor, time_fine): the shared latent factors (unit variance) on the
@@ -101,6 +110,10 @@ def _animal_ds(cfg: SimConfig, i: int, d: dict, t_fine: np.ndarray) -> xr.Datase
     ds["nonrigid_coef"] = (("frame", "component"), d["motion"]["nonrigid_coef"])
     ds["jumps"] = (("jump", "jump_field"), d["motion"]["jumps"], {"columns": "start_s, stop_s, amplitude_px"})
     ds["neuropil_modulation"] = ("frame", d["neuropil_mod"])
+    ds["vessel_transmission"] = (("y", "x"), sc.vessels[p:p + Y, p:p + X])
+    ds["vignette"] = (("y", "x"), sc.vignette)
+    ds["glow"] = (("y", "x"), sc.glow, {"units": "counts"})
+    ds["glow_modulation"] = ("frame", d["glow_mod"])
     ds["shared_loading"] = (("neuron", "factor"), nr.shared_loading)
     ds["private_loading"] = (("neuron", "private"), nr.private_loading)
     ds["private_factors"] = (("private", "time_fine"), d["private"].astype(np.float32))
@@ -111,7 +124,7 @@ def _animal_ds(cfg: SimConfig, i: int, d: dict, t_fine: np.ndarray) -> xr.Datase
     ds.attrs.update(frame_rate=cfg.frame_rate[i], start_offset_s=cfg.start_offset_s[i], genotype=cfg.genotype[i],
                     modality=cfg.modality, dark_offset=cfg.dark_offset, photon_gain=cfg.photon_gain,
                     read_noise=cfg.read_noise * cfg.noise, dff_per_spike=cfg.dff_amplitude,
-                    tau_rise_s=cfg.tau_rise_s, tau_decay_s=cfg.tau_decay_s, animal=a,
+                    tau_rise_s=cfg.tau_rise_s, tau_decay_s=cfg.tau_decay_s, animal=a, psf_sigma_px=cfg.psf_sigma,
                     structural=int(bool(cfg.structural[i])))
     return ds
 

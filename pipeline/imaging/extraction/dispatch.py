@@ -54,12 +54,15 @@ def detection_bin(n_frames: int, fs: float, params: dict, modality: str) -> int:
     within it keeps the transient and cuts the noise by sqrt(bin)), raised where needed so the
     binned movie holds at most `max_binned_frames` frames (memory). On the real 2p movie
     (docs/imaging.md) the earlier rule below, which kept >= 300 bins, halved the bin and the F1.
-    1p: min(round(tau x fs), n_frames // 300) (>= 300 bins on short movies), as tuned on the
-    simulator's 1p sessions (no real 1p movie to check it on yet).
+    1p: ceil(tau x fs / 4), a quarter of the decay (rounded up): a bin that short keeps ~90% of a transient's
+    peak, which is what sourcery finds a dim 1p cell by under the bright background. It replaced
+    min(round(tau x fs), n_frames // 300), whose floor of 300 bins tied the bin to the movie's length
+    (bin 1 for 400 frames, 3 for 1200); on the realistic 1p simulator the new rule scored a higher
+    mean F1 and the full tau x fs a lower one (docs/imaging.md). No real 1p movie to check it on yet.
     """
     bin_tau = max(1, int(round(params["tau"] * fs)))
     if modality == "1p":
-        bin_tau = min(bin_tau, max(1, n_frames // 300))
+        bin_tau = max(1, int(np.ceil(params["tau"] * fs / 4 - 1e-9)))
     return int(max(1, int(np.ceil(n_frames / params["max_binned_frames"])), bin_tau))
 
 
