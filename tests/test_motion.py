@@ -5,6 +5,7 @@ import glob
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from imaging_synth import shift_rmse, synth_movie
 from pipeline.io.binary import ChunkedBinary
@@ -80,6 +81,37 @@ def test_subpixel_on_synthetic_movie_without_warp(tmp_path):
     assert shift_rmse(r.rigid_shift, truth["rigid_shift"]) < 0.15
     # integer-only shifts would be off by ~0.3 px: the subpixel residual is doing work
     assert shift_rmse(np.round(r.rigid_shift), truth["rigid_shift"]) > shift_rmse(r.rigid_shift, truth["rigid_shift"])
+
+
+def test_rigid_shift_is_the_shift_applied_to_the_frames(tmp_path):
+    """Moving each raw frame by -rigid_shift ourselves gives the registered frames, and those frames are
+    aligned: rigid_shift is the shift the registered binary received, subpixel part included."""
+    from skimage.registration import phase_cross_correlation
+    mov, truth = synth_movie(T=120, Ly=64, Lx=64, seed=5, modality="2p")   # 64 px: rigid only
+    r = register_movie(ArrayMovie(mov), tmp_path, "2p", SPEC["motion"].validate({}, "test"))
+    assert not r.settings["nonrigid"]
+    assert np.abs(r.rigid_shift - np.round(r.rigid_shift)).mean() > 0.15      # subpixel shifts were applied
+    b = ChunkedBinary(r.binary, mov.shape)
+    reg = b[:].astype(np.float64) * r.scale
+    b.close()
+    (y0, y1), (x0, x1) = r.valid_yx
+    inner = (slice(None), slice(y0 + 2, y1 - 2), slice(x0 + 2, x1 - 2))
+
+    def moved_back(shifts):
+        return np.stack([ndimage.shift(f.astype(np.float64), -d, order=3, mode="nearest") for f, d in zip(mov, shifts)])
+
+    def misfit(shifts):
+        return np.sqrt(((moved_back(shifts)[inner] - reg[inner]) ** 2).mean()) / reg[inner].std()
+
+    ours = misfit(r.rigid_shift)
+    assert ours < 0.05                                     # our resampling = the stage's (bicubic vs spline)
+    assert misfit(np.round(r.rigid_shift)) > 3 * ours      # the integer part alone is not what was applied
+    assert misfit(r.rigid_shift + [0.3, -0.3]) > 3 * ours
+    # the registered frames sit on the reference: their leftover shift against the registered mean is tiny
+    mean = reg.mean(0)
+    left = np.array([phase_cross_correlation(mean[inner[1:]], f[inner[1:]], upsample_factor=20)[0] for f in reg])
+    assert np.sqrt((left ** 2).mean()) < 0.1
+    assert shift_rmse(r.rigid_shift, truth["rigid_shift"]) < 0.15
 
 
 def test_bad_frames_are_flagged(tmp_path):
