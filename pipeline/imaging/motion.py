@@ -17,9 +17,13 @@ blocks, where suite2p's shift is an integer).
 
 One-photon: suite2p 1.x has no one-photon switch any more (0.x's `1Preg`,
 `spatial_hp_reg`, `pre_smooth` were removed), so shifts are estimated on a
-spatially high-passed copy (frame minus its Gaussian blur, `highpass_sigma`),
-with suite2p's one-photon smoothing (smooth_sigma 4) and a wide taper, and the
-same shifts are applied to the raw frames through suite2p's second-channel path.
+spatially high-passed copy (frame minus its Gaussian blur, `highpass_sigma`,
+3 px by default), with a wide taper, and the same shifts are applied to the raw
+frames through suite2p's second-channel path. The vignette and stray-light glow
+of a miniscope stay fixed to the sensor while the tissue moves; what of them
+survives the high-pass pulls each frame's correlation peak toward zero shift, so
+a broad high-pass (10 px) or strong smoothing (suite2p 0.x's smooth_sigma 4)
+shrinks the estimated shifts (docs/imaging.md).
 """
 from __future__ import annotations
 
