@@ -6,7 +6,8 @@ DECODING_CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique",
 
 MOTION = Section("motion", "Motion correction with suite2p registration (docs/imaging.md).", (
     Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
-    Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
+    Param("block_size", None, list, "Nonrigid block size (y, x); the 2p default is suite2p's (docs/imaging.md).", unit="px", item_type=int,
+          by_modality={"2p": [128, 128], "1p": [64, 64]}),
     Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the smaller frame side.", range=(0.0, 0.5)),
     Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation (1p: of the high-passed frames; larger values weight the coarse structure a sensor-fixed glow dominates, docs/imaging.md).", unit="px", range=(0.0, 10.0),
           by_modality={"2p": 1.15, "1p": 2.0}),
