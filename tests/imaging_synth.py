@@ -92,3 +92,61 @@ def match_rois(true_fp, est_fp, true_calcium, est_traces, offset=(0.0, 0.0), iou
     f1 = 2 * prec * rec / (prec + rec) if tp else 0.0
     corr = np.array([np.corrcoef(true_calcium[i], est_traces[j])[0, 1] for i, j in zip(ri[ok], ci[ok])])
     return {"f1": f1, "precision": prec, "recall": rec, "iou": iou[ri, ci][ok], "corr": corr}
+
+
+def sensor_background_1p_movie(T=600, Ly=96, Lx=96, seed=0, max_shift=4.0, n_cells=25, diameter=10,
+                               optics_sigma=1.5, noise=12.0, contrast=0.25, glow=600.0, glow_sigma=0.15,
+                               vignetting=0.45):
+    """A one-photon movie whose tissue moves with planted rigid shifts while the background is fixed to the
+    sensor, as on a miniscope: a vignette (illumination and collection fall-off) multiplies the moving
+    tissue, and an off-centre stray-light glow is added after it.
+
+    The tissue (tissue coordinates, padded): smooth neuropil texture, dark vessels (a few curved bands
+    of 4-6 px), Gaussian somata with transients; optics blur (Gaussian, optics_sigma px) is applied after
+    the motion. Shifts: a slow random walk (brain motion, up to max_shift px) plus occasional jumps.
+    Returns (movie (T, Y, X) uint16, truth dict with rigid_shift (T, 2) px in the convention of
+    pipeline.imaging.motion, vignette (Y, X), glow (Y, X) counts).
+    """
+    rng = np.random.default_rng(seed)
+    pad = int(np.ceil(max_shift)) + 6
+    H, W = Ly + 2 * pad, Lx + 2 * pad
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    tex = ndimage.gaussian_filter(rng.normal(size=(H, W)), 4)
+    tissue = 1.0 + contrast * tex / tex.std()
+    for _ in range(3):   # vessels: dark curved bands through the field
+        y0, k, a, ph = rng.uniform(0, H), rng.uniform(-0.6, 0.6), rng.uniform(3, 10), rng.uniform(0, 6.3)
+        dist = np.abs(yy - (y0 + k * (xx - W / 2) + a * np.sin(xx / 15 + ph))) / np.sqrt(1 + k * k)
+        tissue *= 1 - 0.35 * np.exp(-(dist / rng.uniform(2, 3)) ** 2)
+    r = diameter / 2
+    cy, cx = rng.uniform(pad, H - pad, n_cells), rng.uniform(pad, W - pad, n_cells)
+    fp = np.stack([np.exp(-((yy - a) ** 2 + (xx - b) ** 2) / (2 * (r / 1.5) ** 2)) for a, b in zip(cy, cx)])
+    spikes = rng.random((n_cells, T)) < 0.02
+    kern = np.exp(-np.arange(40) / 8.0)
+    calcium = np.stack([np.convolve(s.astype(float), kern)[:T] for s in spikes]).astype(np.float32)
+    # planted motion: a smooth random walk plus a few jumps, recentred, clipped to max_shift
+    walk = ndimage.gaussian_filter1d(np.cumsum(rng.normal(0, 0.15, (T, 2)), 0), 3, axis=0)
+    jumps = np.cumsum((rng.random((T, 1)) < 0.01) * rng.normal(0, 1.5, (T, 2)), 0)
+    shifts = walk + jumps
+    shifts = np.clip(shifts - np.median(shifts, 0), -max_shift, max_shift).astype(np.float32)
+    # sensor-fixed background (sensor coordinates)
+    sy, sx = np.mgrid[:Ly, :Lx].astype(np.float32)
+    r2 = ((sy - Ly / 2) / (Ly / 2)) ** 2 + ((sx - Lx / 2) / (Lx / 2)) ** 2
+    vignette = (1.0 - vignetting * r2).clip(0.2, 1.0)
+    gy, gx = rng.uniform(0.25, 0.75) * Ly, rng.uniform(0.25, 0.75) * Lx
+    glow_img = glow * np.exp(-((sy - gy) ** 2 + (sx - gx) ** 2) / (2 * (glow_sigma * Lx) ** 2)) \
+        + 0.5 * glow * np.exp(-((sy - Ly * 0.1) ** 2) / (2 * (0.3 * Ly) ** 2))
+    mov = np.empty((T, Ly, Lx), np.uint16)
+    for t in range(T):
+        scene = 1500 * tissue + 900 * np.tensordot(calcium[:, t], fp, 1) * tissue
+        moved = ndimage.shift(scene, shifts[t], order=3, mode="nearest")
+        moved = ndimage.gaussian_filter(moved, optics_sigma)[pad:pad + Ly, pad:pad + Lx]
+        mov[t] = np.clip(rng.normal(moved * vignette + glow_img + 200, noise), 0, 65535).astype(np.uint16)
+    return mov, {"rigid_shift": shifts, "vignette": vignette, "glow": glow_img}
+
+
+def shift_slope(est_shift, true_shift):
+    """Least-squares slope of the estimated on the true shifts (both axes pooled, each centred); 1 = no
+    shrinkage."""
+    e, t = np.asarray(est_shift, float), np.asarray(true_shift, float)
+    e, t = e - e.mean(0), t - t.mean(0)
+    return float((e * t).sum() / (t * t).sum())

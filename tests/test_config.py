@@ -139,14 +139,14 @@ def test_modality_defaults_are_a_property_of_their_param():
     p = sec.param("smooth_sigma")
     unset = sec.validate({}, "t")
     assert unset["smooth_sigma"] is None
-    assert sec.resolve(unset, "2p")["smooth_sigma"] == 1.15 and sec.resolve(unset, "1p")["smooth_sigma"] == 4.0
-    assert sec.resolve(sec.validate({"smooth_sigma": 2.0}, "t"), "1p")["smooth_sigma"] == 2.0
+    assert sec.resolve(unset, "2p")["smooth_sigma"] == 1.15 and sec.resolve(unset, "1p")["smooth_sigma"] == 2.0
+    assert sec.resolve(sec.validate({"smooth_sigma": 3.0}, "t"), "1p")["smooth_sigma"] == 3.0
     assert unset["smooth_sigma"] is None                         # resolve returns a copy
     with pytest.raises(ValueError, match="modality"):
         sec.resolve(unset, "3p")
     for text in (markdown(), help_text("motion"), template()):
-        assert re.search(r"1\.15`? \(2p\), `?4\.0`? \(1p\)", text), text[:200]
-    assert p.default_for("1p") == 4.0 and SPEC["motion"].param("nonrigid").default_for("1p") is True
+        assert re.search(r"1\.15`? \(2p\), `?2\.0`? \(1p\)", text), text[:200]
+    assert p.default_for("1p") == 2.0 and SPEC["motion"].param("nonrigid").default_for("1p") is True
     with pytest.raises(ValueError, match="by_modality"):
         type(p)("x", 1.0, float, "d", by_modality={"2p": 1.0, "1p": 2.0})      # a default beside them
     with pytest.raises(ValueError, match="by_modality"):

@@ -5,8 +5,9 @@ import glob
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from imaging_synth import shift_rmse, synth_movie
+from imaging_synth import sensor_background_1p_movie, shift_rmse, shift_slope, synth_movie
 from pipeline.io.binary import ChunkedBinary
 from pipeline.imaging.motion import _subpixel_peak, phasecorr_window, register_movie, robust_z
 from pipeline.core.parameters import SPEC
@@ -47,13 +48,13 @@ def test_2p_rigid_shifts_recovered_with_the_simulator_sign(reg2p):
 def test_1p_rigid_shifts_recovered_under_strong_background(reg1p):
     r, truth, _ = reg1p
     assert shift_rmse(r.rigid_shift, truth["rigid_shift"].values) < 0.5
-    assert r.settings["smooth_sigma"] == 4.0             # suite2p's one-photon smoothing
+    assert r.settings["smooth_sigma"] == 2.0             # the spec's one-photon default
 
 
 def test_unset_registration_settings_take_the_modality_default_of_the_spec():
     from pipeline.imaging.motion import suite2p_registration_settings
     unset = SPEC["motion"].validate({}, "test")
-    for modality, (sigma, taper) in {"2p": (1.15, 3.45), "1p": (4.0, 50.0)}.items():
+    for modality, (sigma, taper) in {"2p": (1.15, 3.45), "1p": (2.0, 50.0)}.items():
         s = suite2p_registration_settings(modality, unset, (100, 512, 512))
         assert (s["smooth_sigma"], s["spatial_taper"]) == (sigma, taper)
     s = suite2p_registration_settings("1p", {**unset, "smooth_sigma": 2.0, "spatial_taper": 8.0}, (100, 512, 512))
@@ -80,6 +81,61 @@ def test_subpixel_on_synthetic_movie_without_warp(tmp_path):
     assert shift_rmse(r.rigid_shift, truth["rigid_shift"]) < 0.15
     # integer-only shifts would be off by ~0.3 px: the subpixel residual is doing work
     assert shift_rmse(np.round(r.rigid_shift), truth["rigid_shift"]) > shift_rmse(r.rigid_shift, truth["rigid_shift"])
+
+
+def test_rigid_shift_is_the_shift_applied_to_the_frames(tmp_path):
+    """Moving each raw frame by -rigid_shift ourselves gives the registered frames, and those frames are
+    aligned: rigid_shift is the shift the registered binary received, subpixel part included."""
+    from skimage.registration import phase_cross_correlation
+    mov, truth = synth_movie(T=120, Ly=64, Lx=64, seed=5, modality="2p")   # 64 px: rigid only
+    r = register_movie(ArrayMovie(mov), tmp_path, "2p", SPEC["motion"].validate({}, "test"))
+    assert not r.settings["nonrigid"]
+    assert np.abs(r.rigid_shift - np.round(r.rigid_shift)).mean() > 0.15      # subpixel shifts were applied
+    b = ChunkedBinary(r.binary, mov.shape)
+    reg = b[:].astype(np.float64) * r.scale
+    b.close()
+    (y0, y1), (x0, x1) = r.valid_yx
+    inner = (slice(None), slice(y0 + 2, y1 - 2), slice(x0 + 2, x1 - 2))
+
+    def moved_back(shifts):
+        return np.stack([ndimage.shift(f.astype(np.float64), -d, order=3, mode="nearest") for f, d in zip(mov, shifts)])
+
+    def misfit(shifts):
+        return np.sqrt(((moved_back(shifts)[inner] - reg[inner]) ** 2).mean()) / reg[inner].std()
+
+    ours = misfit(r.rigid_shift)
+    assert ours < 0.05                                     # our resampling = the stage's (bicubic vs spline)
+    assert misfit(np.round(r.rigid_shift)) > 3 * ours      # the integer part alone is not what was applied
+    assert misfit(r.rigid_shift + [0.3, -0.3]) > 3 * ours
+    # the registered frames sit on the reference: their leftover shift against the registered mean is tiny
+    mean = reg.mean(0)
+    left = np.array([phase_cross_correlation(mean[inner[1:]], f[inner[1:]], upsample_factor=20)[0] for f in reg])
+    assert np.sqrt((left ** 2).mean()) < 0.1
+    assert shift_rmse(r.rigid_shift, truth["rigid_shift"]) < 0.15
+
+
+def test_1p_shifts_are_not_shrunk_by_a_sensor_fixed_background(tmp_path):
+    """Tissue moves under a vignette and a stray-light glow fixed to the sensor (1p miniscope): the
+    estimate follows the planted shifts with slope ~1."""
+    mov, truth = sensor_background_1p_movie(T=400, Ly=128, Lx=128, seed=0, contrast=0.06, optics_sigma=2.5,
+                                            glow=1500, glow_sigma=0.08, vignetting=0.7, noise=25)
+    r = register_movie(ArrayMovie(mov), tmp_path, "1p", SPEC["motion"].validate({}, "test"))
+    true = truth["rigid_shift"]
+    assert np.abs(true).max() > 3.0
+    assert shift_rmse(r.rigid_shift, true) < 0.5
+    assert 0.9 < shift_slope(r.rigid_shift, true) < 1.1
+
+
+@pytest.mark.slow
+def test_1p_broad_highpass_and_smoothing_shrink_shifts_under_a_fixed_glow(tmp_path):
+    """The former 1p defaults (high-pass 10 px, smoothing 4 px, residual pass after the blocks) keep the glow:
+    the estimate shrinks."""
+    mov, truth = sensor_background_1p_movie(T=400, Ly=128, Lx=128, seed=0, contrast=0.06, optics_sigma=2.5,
+                                            glow=1500, glow_sigma=0.08, vignetting=0.7, noise=25)
+    r = register_movie(ArrayMovie(mov), tmp_path, "1p",
+                       SPEC["motion"].validate({"highpass_sigma": 10.0, "smooth_sigma": 4.0,
+                                                 "subpixel_residual": True}, "test"))
+    assert shift_slope(r.rigid_shift, truth["rigid_shift"]) < 0.88
 
 
 def test_bad_frames_are_flagged(tmp_path):

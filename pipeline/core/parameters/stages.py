@@ -6,15 +6,16 @@ DECODING_CONDITIONS = ("full", "GABAergic", "glutamatergic", "shared", "unique",
 
 MOTION = Section("motion", "Motion correction with suite2p registration (docs/imaging.md).", (
     Param("nonrigid", True, bool, "Run nonrigid (block) registration after rigid; used only when the frame holds at least two blocks per axis."),
-    Param("block_size", [64, 64], list, "Nonrigid block size (y, x).", unit="px", item_type=int),
+    Param("block_size", None, list, "Nonrigid block size (y, x); the 2p default is suite2p's (docs/imaging.md).", unit="px", item_type=int,
+          by_modality={"2p": [128, 128], "1p": [64, 64]}),
     Param("maxregshift", 0.1, float, "Largest rigid shift as a fraction of the smaller frame side.", range=(0.0, 0.5)),
-    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation.", unit="px", range=(0.0, 10.0),
-          by_modality={"2p": 1.15, "1p": 4.0}),
+    Param("smooth_sigma", None, float, "Gaussian smoothing of the phase correlation (1p: of the high-passed frames; larger values weight the coarse structure a sensor-fixed glow dominates, docs/imaging.md).", unit="px", range=(0.0, 10.0),
+          by_modality={"2p": 1.15, "1p": 2.0}),
     Param("spatial_taper", None, float, "Edge taper (the 1p default is suite2p's one-photon value); capped at a tenth of the smaller frame side.", unit="px", range=(0.0, 200.0),
           by_modality={"2p": 3.45, "1p": 50.0}),
-    Param("highpass_sigma", 10.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (applied to the raw frames).", unit="px", range=(0.0, 100.0)),
+    Param("highpass_sigma", 3.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (the shifts are then applied to the raw frames); it must remove the vignette and stray-light glow, which stay fixed to the sensor while the tissue moves.", unit="px", range=(0.0, 100.0)),
     Param("batch_size", 100, int, "Frames per registration batch (suite2p's default); bounds the stage's memory (docs/performance.md).", range=(10, 100000)),
-    Param("subpixel_residual", True, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px). Off: suite2p's mean block shift and rigid peak (corrXY) are used (docs/imaging.md compares the two). Always on without nonrigid blocks."),
+    Param("subpixel_residual", False, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift with the reference (one phase correlation per frame at lags within 3 px) and apply it (one more bicubic resampling). Off: suite2p's block shifts alone and its rigid peak (corrXY) are used (docs/imaging.md compares the two). Always on without nonrigid blocks, where suite2p's rigid shift is an integer."),
     Param("bad_frame_corr_z", 4.0, float, "Flag frames whose phase-correlation peak with the reference is this many robust SDs (1.4826 MAD) below the median.", range=(0.0, 100.0)),
 ))
 
