@@ -83,6 +83,8 @@ def test_subpixel_on_synthetic_movie_without_warp(tmp_path):
     assert shift_rmse(np.round(r.rigid_shift), truth["rigid_shift"]) > shift_rmse(r.rigid_shift, truth["rigid_shift"])
 
 
+@pytest.mark.xfail(strict=True, reason="issue 19 gap: the measured subpixel residual is added to rigid_shift but not "
+                   "applied to the registered frames (docs/imaging.md)")
 def test_rigid_shift_is_the_shift_applied_to_the_frames(tmp_path):
     """Moving each raw frame by -rigid_shift ourselves gives the registered frames, and those frames are
     aligned: rigid_shift is the shift the registered binary received, subpixel part included."""

@@ -7,23 +7,17 @@ nonrigid blocks) and returns a `MotionResult`.
 Sign convention (same as suite2p): `rigid_shift[t] = (dy, dx)` px is the
 displacement of frame t's content relative to the reference image: a feature
 at (y, x) in the reference appears at (y + dy, x + dx) in raw frame t, and
-registration moves the frame by (-dy, -dx). `rigid_shift` is the shift the registered
-frames received: suite2p's integer rigid shift, plus the frame mean of the nonrigid
-displacement field it warped the frame with (block shifts interpolated between block
-centres), plus the subpixel residual of each registered frame, measured from the peak
-of its phase correlation with the reference (3-point Gaussian fit) and then applied
-to the frames by bicubic resampling (`subpixel_residual`, always on without nonrigid
-blocks, where suite2p's shift is an integer).
+registration moves the frame by (-dy, -dx). suite2p's rigid step is integer;
+the reported rigid shift is that integer shift + the mean nonrigid block shift
+(subpixel in suite2p), plus the subpixel residual of each registered frame, measured
+from the peak of its phase correlation with the reference (3-point Gaussian fit;
+`subpixel_residual`, always on without nonrigid blocks).
 
 One-photon: suite2p 1.x has no one-photon switch any more (0.x's `1Preg`,
 `spatial_hp_reg`, `pre_smooth` were removed), so shifts are estimated on a
-spatially high-passed copy (frame minus its Gaussian blur, `highpass_sigma`,
-3 px by default), with a wide taper, and the same shifts are applied to the raw
-frames through suite2p's second-channel path. The vignette and stray-light glow
-of a miniscope stay fixed to the sensor while the tissue moves; what of them
-survives the high-pass pulls each frame's correlation peak toward zero shift, so
-a broad high-pass (10 px) or strong smoothing (suite2p 0.x's smooth_sigma 4)
-shrinks the estimated shifts (docs/imaging.md).
+spatially high-passed copy (frame minus its Gaussian blur, `highpass_sigma`),
+with suite2p's one-photon smoothing (smooth_sigma 4) and a wide taper, and the
+same shifts are applied to the raw frames through suite2p's second-channel path.
 """
 from __future__ import annotations
 
@@ -206,8 +200,7 @@ def _valid_region(applied: np.ndarray, nr: np.ndarray, Ly: int, Lx: int) -> tupl
 def _frame_quality(out: dict, align: ChunkedBinary, ref: np.ndarray, settings: dict, params: dict, valid: tuple,
                    device, T: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(subpixel residual shift (T, 2) px, Pearson r with the reference (T,), phase-correlation peak (T,))
-    of each registered frame of `align`; the residual is zero where nonrigid blocks ran and
-    `subpixel_residual` is off."""
+    of each registered frame of `align`."""
     if settings["nonrigid"] and out.get("corrXY") is not None and not params["subpixel_residual"]:
         # suite2p's nonrigid block shifts are already subpixel, and its rigid pass measured each frame's
         # phase-correlation peak: only the (cheap) Pearson r with the reference is left to compute
@@ -216,52 +209,7 @@ def _frame_quality(out: dict, align: ChunkedBinary, ref: np.ndarray, settings: d
         return residual, _frame_corr(align, ref, valid, settings["batch_size"]), peak
     # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
     # from the peak of its phase correlation with the reference, in the same pass as frame_corr
-    residual, corr, peak = _residual_and_corr(align, ref, settings, valid, device)
-    # the integer part was applied by suite2p already; a larger residual is a mismatched peak, not motion
-    return np.clip(residual, -1.0, 1.0), corr, peak
-
-
-def _field_weights(Ly: int, Lx: int, block_size) -> np.ndarray:
-    """Weights w (B,) with mean over pixels of suite2p's nonrigid displacement field = w @ block shifts.
-
-    suite2p (`nonrigid.transform_data`) interpolates the block shifts bilinearly between the block
-    centres and repeats the edge values outside them; the field is linear in the block shifts, so the
-    weights are the pixel means of the fields of unit block shifts (edge blocks weigh more than B^-1)."""
-    import torch
-    import torch.nn.functional as F
-    from suite2p.registration import nonrigid
-    yblock, xblock, nblocks, *_ = nonrigid.make_blocks(Ly=Ly, Lx=Lx, block_size=block_size)
-    nb = nblocks[0] * nblocks[1]
-    yb = np.array(yblock[::nblocks[1]]).mean(axis=1).astype("int")
-    xb = np.array(xblock[:nblocks[1]]).mean(axis=1).astype("int")
-    Lyc, Lxc = int(yb.max() - yb.min()), int(xb.max() - xb.min())
-    basis = torch.eye(nb, dtype=torch.float64).reshape(nb, 1, *nblocks)
-    up = F.interpolate(basis, size=(Lyc, Lxc), mode="bilinear", align_corners=True)
-    up = F.pad(up, (int(xb.min()), Lx - int(xb.max()), int(yb.min()), Ly - int(yb.max())), mode="replicate")
-    return up.mean((1, 2, 3)).numpy()
-
-
-def _apply_subpixel(raw: ChunkedBinary, shift: np.ndarray, batch: int, device) -> np.ndarray:
-    """Move each frame of `raw` (in place) by -shift (T, 2) px, bicubic, edge values repeated (as
-    suite2p's nonrigid warp); returns the mean shifted frame (Y, X) in binary units."""
-    import torch
-    import torch.nn.functional as F
-    T, Ly, Lx = raw.shape
-    yy, xx = torch.meshgrid(torch.arange(Ly, dtype=torch.float32, device=device),
-                            torch.arange(Lx, dtype=torch.float32, device=device), indexing="ij")
-    total = np.zeros((Ly, Lx), np.float64)
-    for i, fr in raw.iter_chunks(batch):
-        d = torch.from_numpy(np.asarray(shift[i:i + len(fr)], np.float32)).to(device)
-        # output pixel (y, x) samples the input at (y + dy, x + dx): content moved by +d comes back
-        gy = (yy[None] + d[:, 0, None, None]) * (2.0 / max(Ly - 1, 1)) - 1
-        gx = (xx[None] + d[:, 1, None, None]) * (2.0 / max(Lx - 1, 1)) - 1
-        t = torch.from_numpy(fr).to(device).float()[:, None]
-        outf = F.grid_sample(t, torch.stack([gx, gy], -1), mode="bicubic", padding_mode="border",
-                             align_corners=True)[:, 0]
-        moved = torch.round(outf).clamp(-32768, 32767).cpu().numpy().astype(np.int16)
-        raw[i:i + len(fr)] = moved
-        total += moved.sum(0, dtype=np.float64)
-    return (total / T).astype(np.float32)
+    return _residual_and_corr(align, ref, settings, valid, device)
 
 
 def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dict,
@@ -294,19 +242,10 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     out, mean_img = _suite2p_register(raw, align, settings, device)
     nr, centers = _nonrigid_shifts(out, settings, movie.shape)
     ref = np.asarray(out["refImg"], np.float32)
-    # the shift suite2p applied: its integer rigid shift plus the frame mean of the nonrigid displacement
-    # field it warped the frame with (block shifts interpolated between block centres)
-    applied = np.stack([np.asarray(out["yoff"], np.float32), np.asarray(out["xoff"], np.float32)], 1)
-    if settings["nonrigid"]:
-        applied = applied + np.einsum("tbk,b->tk", nr, _field_weights(Ly, Lx, settings["block_size"]))
+    applied = np.stack([np.asarray(out["yoff"], np.float32), np.asarray(out["xoff"], np.float32)], 1) + nr.mean(1)
     valid = _valid_region(applied, nr, Ly, Lx)
     residual, frame_corr, peak = _frame_quality(out, align, ref, settings, params, valid, device, T)
-    if np.any(residual):
-        # suite2p's rigid step is integer: the measured subpixel residual is applied too (one bicubic
-        # resampling), so that rigid_shift is the shift the registered frames actually received
-        mean_img = _apply_subpixel(raw, residual, settings["batch_size"], device)
     rigid = applied + residual
-    valid = _valid_region(rigid, nr, Ly, Lx)
     # bad frames from the whitened phase-correlation peak: Pearson r also drops when many cells fire
     # together, which is activity, not a registration failure
     bad = robust_z(peak) < -params["bad_frame_corr_z"]
