@@ -328,6 +328,30 @@ def test_session_reader_opens_raw_movies_lazily(tmp_path):
     assert kb["translate"][2] > 20
 
 
+@pytest.mark.gui
+def test_time_axis_reads_in_seconds(make_napari_viewer, tmp_path):
+    """napari's time axis is in master-clock seconds: label, unit, range, the point a slider step gives."""
+    import pint
+    import tifffile
+    movie = (np.arange(40, dtype=np.uint16)[:, None, None] * np.ones((1, 16, 20), np.uint16))  # frame k == k
+    for a in "AB":
+        tifffile.imwrite(tmp_path / f"{a}.tif", movie)
+    (tmp_path / "session.toml").write_text("[session]\nname = 'p'\n" + "".join(
+        f"[animals.{a}]\nid = 'm{a}'\nraw = ['{a}.tif']\nframe_rate = 20.0\nstart_offset_s = 5.0\n" for a in "AB"))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "session.toml"), plugin="interbrain")
+    dims = viewer.dims
+    assert dims.axis_labels[0] == "time (s)" and dims.units[0] == pint.get_application_registry().second
+    start, stop, step = dims.range[0]
+    assert start == pytest.approx(5.0) and step == pytest.approx(0.05) and stop == pytest.approx(5.0 + 39 * 0.05)
+    dims.set_current_step(0, 13)                            # one slider position ...
+    assert dims.point[0] == pytest.approx(5.0 + 13 * 0.05)  # ... is a time in seconds
+    shown = np.asarray(viewer.layers["A: movie"]._slice.image.raw)
+    assert shown.ravel()[0] == 13                           # and shows the frame recorded then
+    dims.set_point(0, 6.0)                                  # a time in seconds selects its frame
+    assert dims.current_step[0] == 20 and np.asarray(viewer.layers["B: movie"]._slice.image.raw).ravel()[0] == 20
+
+
 def test_behaviour_from_align_grids_matches_event_table(tmp_path):
     from pipeline import load
     from pipeline.napari_plugin._widget import behaviour_bouts

@@ -564,7 +564,6 @@ class RoiInspector(QWidget):
                                                                          "max_projection")]
                 target = max(images) + 1 if images else 0
                 self.viewer.layers.move(self.viewer.layers.index(layer), target)
-            self.viewer.dims.axis_labels = ("time (s)",) + tuple(self.viewer.dims.axis_labels[1:])
         except Exception as exc:  # show a config / movie error, don't raise into the GUI
             show_error(f"cannot load the raw movies: {exc}")
             return
