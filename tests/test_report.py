@@ -139,6 +139,27 @@ def _planted_result(tmp_path):
     for name, groups in stages.items():
         _write(out, name, groups)
     _write(out, "subspace", {"/subspace": xr.Dataset(attrs={"K": 2})})
+    # decoding: every default contrast of both animals; significance chosen so that each verdict occurs once
+    # at least. The small preset plants A's task and A's and B's own-approach responses, none for B's task.
+    contrasts = ["self:hold vs self:poke", "self:poke vs partner:poke", "self:approach vs partner:approach",
+                 "self:poke_coordinated vs self:poke"]
+    sig = {("A", 0): True, ("A", 1): True, ("A", 2): False, ("B", 0): True, ("B", 1): False, ("B", 2): True}
+    status = np.full((2, 4), "ok", dtype=object)
+    status[1, 1] = "not enough bouts"
+    S = np.zeros((2, 4, 2, 5), bool)                        # (animal, variable, condition, time_bin)
+    for (a, i), v in sig.items():
+        S["AB".index(a), i, 0, 2:4] = v
+    S[:, :, 1] = True                                      # another condition: not what the verdict reads
+    clusters = {f"{a}|{contrasts[i]}|full": [{"p": 0.01 if v else 0.4}] for (a, i), v in sig.items()}
+    _write(out, "decoding", {"/decoding": xr.Dataset(
+        {"significant": (("animal", "variable", "condition", "time_bin"), S),
+         "status": (("animal", "variable", "condition"), np.repeat(status[:, :, None], 2, axis=2))},
+        coords={"animal": ["A", "B"], "variable": contrasts, "condition": ["full", "shared"]},
+        attrs={"clusters": _json.dumps(clusters), "alpha": 0.05})})
+    exp["decoders"] = [("A", contrasts[0], True, True, "found"), ("A", contrasts[1], True, True, "found"),
+                       ("A", contrasts[2], True, False, "missed"), ("A", contrasts[3], None, False, "n/a"),
+                       ("B", contrasts[0], False, True, "false positive"), ("B", contrasts[1], False, None, "n/a"),
+                       ("B", contrasts[2], True, True, "found"), ("B", contrasts[3], None, False, "n/a")]
     (out / dataset.ROOT_FILE).write_text(_json.dumps({
         "format": "interbrain-result", "format_version": dataset.FORMAT_VERSION, "pair": "sim",
         "session_file": str(toml), "animals": {}}))
@@ -156,6 +177,16 @@ def test_truth_versus_recovered_scores_a_known_recovery(tmp_path):
     meta = pipeline.core.dataset.read_root(out)
     c = T.compare(pipeline.load(out), T.load_truth_file(T.truth_path(out, meta)))
     assert c["K_planted"] == exp["K_planted"] and c["K_found"] == 2
+    truth = T.load_truth_file(T.truth_path(out, meta))
+    got = [(d["animal"], d["contrast"], d["planted"], d["significant"], d["verdict"]) for d in c["decoders"]]
+    assert got == exp["decoders"]
+    for d in c["decoders"]:                 # planted cells = neurons whose planted gains for the two events differ
+        if d["planted"] is not None:
+            beta = truth[d["animal"]]["behavior_response"]
+            b1, b2 = (x.split(":")[1] for x in d["contrast"].split(" vs "))
+            r1, r2 = (("self" if x.split(":")[0] == "self" else "partner") for x in d["contrast"].split(" vs "))
+            want = int((beta.sel(behavior=b1, role=r1) != beta.sel(behavior=b2, role=r2)).sum())
+            assert d["planted_neurons"] == want > 0 if d["planted"] else d["planted_neurons"] == want == 0
     for s in c["animals"]:
         e = exp[s["animal"]]
         for k, v in e.items():
@@ -166,12 +197,16 @@ def test_truth_versus_recovered_scores_a_known_recovery(tmp_path):
     html = write_report(out).read_text()
     assert "<h2>Truth versus recovered</h2>" in html
     assert f"planted {exp['K_planted']}, found K = 2" in html
+    assert "<td>B</td><td>self:hold vs self:poke</td><td>no</td><td>yes (p = 0.010)</td><td><b>false positive</b>" in html
+    assert "<td>A</td><td>self:approach vs partner:approach</td>" in html and "<b>missed</b>" in html
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, "-m", "pipeline", "report", str(out)], capture_output=True, text=True,
                        cwd=root, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "ROI recall" in r.stdout and f"{exp['A']['recall']:.2f}" in r.stdout
     assert f"planted {exp['K_planted']}, found K = 2" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if "B  self:hold vs self:poke" in x)
+    assert "planted no" in line and "significant yes (p = 0.010)" in line and line.endswith("false positive")
 
 
 def test_cellpose_cpdino_notice_is_silenced():

@@ -419,6 +419,18 @@ def _truth(r: _Report, out: Path, meta: dict, tree) -> dict | None:
            f"<table><tr><th></th>{head}</tr>{rows}</table>")
     k = ("the subspace stage has not run" if c["K_found"] is None else f"found K = {c['K_found']}")
     r.html(f"<p><b>Shared dimensions:</b> planted {c['K_planted']}, {k}.</p>")
+    dec = c.get("decoders") or []
+    if dec:
+        rows = "".join(f"<tr><td>{d['animal']}</td><td>{html.escape(d['contrast'])}</td>"
+                       f"<td>{html.escape(truth_mod.planted_text(d))}</td>"
+                       f"<td>{html.escape(truth_mod.significant_text(d))}</td><td><b>{d['verdict']}</b></td></tr>"
+                       for d in dec)
+        r.html("<p><b>Decoders</b> (condition full): a signal is planted when some neuron of the decoded animal "
+               "has a different planted gain for the two events; significant = a cluster of time bins with "
+               "cluster p &le; alpha.</p><table><tr><th>animal</th><th>contrast</th><th>planted</th>"
+               f"<th>significant (smallest cluster p)</th><th>verdict</th></tr>{rows}</table>")
+    else:
+        r.html("<p><b>Decoders:</b> the decoding stage has not run.</p>")
     dataset.atomic_write_text(out / "report" / "truth_vs_recovered.json", truth_mod.as_json(c))
     return c
 
