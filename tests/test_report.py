@@ -169,6 +169,7 @@ def _planted_result(tmp_path):
 
 def test_truth_versus_recovered_scores_a_known_recovery(tmp_path):
     """Every score of the comparison against hand-planted errors; shown in the report and printed by the CLI."""
+    import json
     import subprocess
     import sys
     from pathlib import Path
@@ -195,7 +196,10 @@ def test_truth_versus_recovered_scores_a_known_recovery(tmp_path):
             else:
                 assert s[k] == pytest.approx(v, abs=1e-6), (s["animal"], k, s[k], v)
     html = write_report(out).read_text()
-    assert "<h2>Truth versus recovered</h2>" in html
+    assert "<h2>Truth versus recovered</h2>" in html and "could not be made" not in html
+    saved = json.loads((out / "report" / "truth_vs_recovered.json").read_text())
+    assert saved["K_planted"] == exp["K_planted"] and isinstance(saved["seed"], int)
+    assert [d["verdict"] for d in saved["decoders"]] == [e[-1] for e in exp["decoders"]]
     assert f"planted {exp['K_planted']}, found K = 2" in html
     assert "<td>B</td><td>self:hold vs self:poke</td><td>no</td><td>yes (p = 0.010)</td><td><b>false positive</b>" in html
     assert "<td>A</td><td>self:approach vs partner:approach</td>" in html and "<b>missed</b>" in html

@@ -294,8 +294,28 @@ def significant_text(r: dict) -> str:
     return ("yes" if r["significant"] else "no") + p
 
 
+def _plain(x):
+    """JSON form of a numpy scalar (a simulator seed is read back as numpy.int64); NaN -> null."""
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, (int, float, str, bool)) or x is None:
+        return x
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
 def as_json(c: dict) -> str:
-    return json.dumps(c, indent=1, default=lambda x: None if isinstance(x, float) and not np.isfinite(x) else x)
+    """The comparison as JSON (NaN as null)."""
+    return json.dumps(_sanitise(c), indent=1)
+
+
+def _sanitise(x):
+    if isinstance(x, dict):
+        return {str(k): _sanitise(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_sanitise(v) for v in x]
+    return _plain(x)
 
 
 __all__ = ["truth_path", "load_truth_file", "compare", "score_animal", "score_decoders", "planted_contrast",
