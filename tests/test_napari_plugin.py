@@ -221,14 +221,18 @@ def test_select_roi_plots_traces_behaviour_and_time_cursor(make_napari_viewer, r
     assert ticks == ["approach", "follow", "sniff", "events"]
     # shading behind the traces, relative to B: own bouts solid, the partner's (A's) hatched
     def spans():
-        return sorted((round(p.get_x(), 3), round(p.get_x() + p.get_width(), 3), bool(p.get_hatch()))
-                      for p in w.ax_dff.patches)
+        got = [(round(s0, 3), round(s1, 3), role) for s0, s1, role in w.shaded_spans()]
+        assert got == [(round(s0, 3), round(s1, 3), role) for s0, s1, role in w.shaded_spans(w.ax_spk)]
+        return got
     assert w.shade_box.currentText() == "approach"
-    assert spans() == [(2.0, 5.0, True), (3.0, 4.5, False)]
+    assert spans() == [(2.0, 5.0, "partner"), (3.0, 4.5, "self")]
+    hatched = {str(c.get_label()).split(":")[0]: bool(c.get_hatch()) for c in w.ax_dff.collections
+               if ":" in str(c.get_label())}
+    assert hatched == {"self": False, "partner": True}
     w.shade_box.setCurrentText("sniff")
-    assert spans() == [(10.0, 14.0, False)]
+    assert spans() == [(10.0, 14.0, "self")]
     w.shade_box.setCurrentText("follow")
-    assert spans() == [(20.0, 22.5, True)]
+    assert spans() == [(20.0, 22.5, "partner")]
     w.select("A", 0)
     # without a movie: the widget's slider drives the cursor
     w.slider.setValue(50)
@@ -324,6 +328,30 @@ def test_session_reader_opens_raw_movies_lazily(tmp_path):
     assert kb["translate"][2] > 20
 
 
+@pytest.mark.gui
+def test_time_axis_reads_in_seconds(make_napari_viewer, tmp_path):
+    """napari's time axis is in master-clock seconds: label, unit, range, the point a slider step gives."""
+    import pint
+    import tifffile
+    movie = (np.arange(40, dtype=np.uint16)[:, None, None] * np.ones((1, 16, 20), np.uint16))  # frame k == k
+    for a in "AB":
+        tifffile.imwrite(tmp_path / f"{a}.tif", movie)
+    (tmp_path / "session.toml").write_text("[session]\nname = 'p'\n" + "".join(
+        f"[animals.{a}]\nid = 'm{a}'\nraw = ['{a}.tif']\nframe_rate = 20.0\nstart_offset_s = 5.0\n" for a in "AB"))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "session.toml"), plugin="interbrain")
+    dims = viewer.dims
+    assert dims.axis_labels[0] == "time (s)" and dims.units[0] == pint.get_application_registry().second
+    start, stop, step = dims.range[0]
+    assert start == pytest.approx(5.0) and step == pytest.approx(0.05) and stop == pytest.approx(5.0 + 39 * 0.05)
+    dims.set_current_step(0, 13)                            # one slider position ...
+    assert dims.point[0] == pytest.approx(5.0 + 13 * 0.05)  # ... is a time in seconds
+    shown = np.asarray(viewer.layers["A: movie"]._slice.image.raw)
+    assert shown.ravel()[0] == 13                           # and shows the frame recorded then
+    dims.set_point(0, 6.0)                                  # a time in seconds selects its frame
+    assert dims.current_step[0] == 20 and np.asarray(viewer.layers["B: movie"]._slice.image.raw).ravel()[0] == 20
+
+
 def test_behaviour_from_align_grids_matches_event_table(tmp_path):
     from pipeline import load
     from pipeline.napari_plugin._widget import behaviour_bouts
@@ -396,9 +424,54 @@ def test_realistic_size_result_in_napari(make_napari_viewer, tmp_path):
     t0 = time.perf_counter()
     w.select("B", 321)
     t_select = time.perf_counter() - t0
-    np.testing.assert_allclose(w.dff_line.get_ydata(), truth["B"]["dff"][321])
+    # 9000 frames are drawn as a min/max envelope: every extreme of the trace is on the line
+    y, row = w.dff_line.get_ydata(), truth["B"]["dff"][321]
+    assert len(y) <= 2000 and y.max() == row.max() and y.min() == row.min() and set(y) <= set(row)
     print(f"open + dock widget {t_open:.1f} s, select one ROI {t_select * 1000:.0f} ms")
     assert t_select < 2.0
+
+
+@pytest.mark.gui
+def test_switching_animal_is_fast_at_demo_size(make_napari_viewer, tmp_path):
+    """Switching the selection to the other animal on a 128 x 128 px, 65-ROI, 9000-frame result.
+
+    Issue 21 saw 3 s per switch. The bound is on the work done, which a loaded machine does not
+    inflate much: each switch redraws the plot once, runs no layout pass, and uses < 0.5 s of this
+    process's CPU (Qt, napari's software rendering and matplotlib all run in it). Wall time is bounded
+    only generously (2.5 s), because on a shared 2-core machine at load 10 it is several times the CPU
+    time; see docs/napari.md for measured figures.
+    """
+    import time
+    from qtpy.QtWidgets import QApplication
+    truth = make_large_result(tmp_path / "r", n_roi=65, shape=(128, 128), n_frames=9000)
+    viewer = make_napari_viewer()
+    _open(viewer, tmp_path / "r")
+    w = _widget(viewer)
+    app = QApplication.instance()
+    draws = []
+    w.canvas.mpl_connect("draw_event", lambda e: draws.append(1))
+
+    def switch(animal, index):
+        n0, l0 = len(draws), w.n_layouts
+        t0, c0 = time.perf_counter(), time.process_time()
+        w.select(animal, index)
+        while len(draws) == n0 and time.perf_counter() - t0 < 30:   # until the plot is drawn on screen
+            app.processEvents()
+        return time.perf_counter() - t0, time.process_time() - c0, len(draws) - n0, w.n_layouts - l0
+
+    switch("B", 0), switch("A", 0)                           # first draws (fonts, caches) are not timed
+    runs = [switch(a, i) for i in (5, 17, 40) for a in ("B", "A")]
+    wall, cpu = np.median([r[0] for r in runs]), np.median([r[1] for r in runs])
+    print(f"switch animal: median wall {wall * 1000:.0f} ms, CPU {cpu * 1000:.0f} ms over {len(runs)} switches")
+    assert all(r[2] == 1 and r[3] == 0 for r in runs), runs  # one draw, no layout pass per switch
+    assert cpu < 0.5 and wall < 2.5, runs
+    # and the switch shows the right ROI: trace extremes and outline position
+    assert (w.animal, w.index) == ("A", 40)
+    y = w.dff_line.get_ydata()
+    assert y.max() == truth["A"]["dff"][40].max() and y.min() == truth["A"]["dff"][40].min()
+    sel = viewer.layers["selected ROI"].data
+    np.testing.assert_array_equal(sel[:128, :128] > 0, viewer.layers["A: ROIs"].data == 41)
+    assert not sel[:, 128:].any()
 
 
 # --------------------------------------------------------------------------- opening without plugin=
@@ -427,6 +500,34 @@ def test_open_result_without_plugin_argument(make_napari_viewer, result):
     assert w.out == out and (w.animal, w.index) == ("A", 0)
 
 
+@pytest.mark.gui
+@pytest.mark.xfail(strict=True, reason="napari 0.9 gap: viewer.open(FOLDER) defaults to plugin='napari', whose "
+                   "folder reader fails on a result, and no npe2 manifest field or reader setting changes that "
+                   "default (docs/napari.md, 'Open a result')")
+def test_viewer_open_folder_without_plugin_argument(make_napari_viewer, result):
+    out, truth = result
+    viewer = make_napari_viewer()
+    viewer.open(str(out))
+    np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth["B"]["labels"])
+
+
+@pytest.mark.gui
+def test_napari_folder_with_a_preferred_reader_setting(make_napari_viewer, result):
+    """`napari FOLDER` (plugin=None) opens the result without asking once napari's preferred-reader setting
+    maps a folder pattern to interbrain (what the "remember" box of napari's reader dialog stores)."""
+    from napari.settings import get_settings
+    out, truth = result
+    viewer = make_napari_viewer()
+    plugins = get_settings().plugins
+    before = dict(plugins.extension2reader)
+    try:
+        plugins.extension2reader = {**before, f"*{os.sep}{out.name}{os.sep}": "interbrain"}
+        viewer._window._qt_viewer._qt_open([str(out)], stack=False, plugin=None)
+    finally:
+        plugins.extension2reader = before
+    np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth["B"]["labels"])
+
+
 def test_view_command_names_a_folder_that_is_not_a_result(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline", "view", str(tmp_path)], capture_output=True, text=True,
                        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
@@ -444,12 +545,20 @@ def test_selected_roi_is_outlined_and_centred(make_napari_viewer, result):
     w.roi_list.setCurrentRow(3)                              # "ROI 5" of B, chosen in the list
     sel = viewer.layers["selected ROI"]
     rois = viewer.layers["B: ROIs"]
-    np.testing.assert_array_equal(sel.data > 0, truth["B"]["labels"] == 4)
-    assert sel.visible and sel.contour > 0 and tuple(sel.translate) == tuple(rois.translate)
+    # the outline layer spans both fields of view (world = its pixels): B's ROI sits at B's offset
+    x0 = int(rois.translate[1])
+    (H, W), outline = ANIMALS["B"]["shape"], np.zeros(sel.data.shape, bool)
+    outline[:H, x0:x0 + W] = truth["B"]["labels"] == 4
+    np.testing.assert_array_equal(sel.data > 0, outline)
+    assert sel.visible and sel.contour > 0 and not np.any(sel.translate)
     cy, cx = ANIMALS["B"]["centre"][3]
     centre = viewer.camera.center[-2:]
     assert abs(centre[0] - cy) < 2 and abs(centre[1] - (cx + rois.translate[1])) < 2
     assert viewer.layers.selection.active is rois or w.index == 3
+    w.select("A", 1)                                         # back to A: the outline moves to A's ROI
+    (H, W), outline = ANIMALS["A"]["shape"], np.zeros(sel.data.shape, bool)
+    outline[:H, :W] = truth["A"]["labels"] == 2
+    np.testing.assert_array_equal(sel.data > 0, outline)
 
 
 def test_curated_mark_survives_a_rerun(tmp_path):

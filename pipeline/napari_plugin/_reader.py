@@ -36,6 +36,7 @@ TYPE_COLORS = {
 }
 NOT_CELL_COLOR = (1.0, 0.3, 0.15, 1.0)       # outline colour of "not cell" ROIs (orange-red)
 NO_FILL = (0.0, 0.0, 0.0, 0.0)
+TIME_LABEL = "time (s)"                      # napari's label of the movies' time axis (world units: s)
 EXTRA_IMAGES = (("correlation_image", "correlation image"), ("max_projection", "max projection"))
 
 
@@ -333,7 +334,9 @@ def movie_layer(paths, animal: str, frame_time=None, x_offset: float = 0.0, form
         ft = np.asarray(frame_time, float)
         dt, t0 = float(np.median(np.diff(ft))), float(ft[0])
     sample = np.asarray(data[0])
+    # world coordinates of the time axis are seconds: napari's dims point, range and label read in s
     return (data, {"name": f"{animal}: movie", "scale": (dt, 1.0, 1.0), "translate": (t0, 0.0, float(x_offset)),
+                   "axis_labels": (TIME_LABEL, "y", "x"), "units": ("s", "pixel", "pixel"),
                    "colormap": "gray", "contrast_limits": _contrast(sample),
                    "metadata": {"interbrain": {"animal": animal, "kind": "movie", "frame_period": dt,
                                                "t0": t0, "sources": [str(p) for p in np.atleast_1d(paths)]}}},
@@ -385,4 +388,4 @@ def get_session_reader(path):
 
 __all__ = ["get_reader", "read_result", "result_layers", "roi_label_image", "roi_colormap", "roi_table",
            "movie_layer", "lazy_movie", "session_movie_layers", "get_session_reader", "animal_offsets",
-           "not_cell_outlines", "TYPE_COLORS", "NOT_CELL_COLOR"]
+           "not_cell_outlines", "TYPE_COLORS", "NOT_CELL_COLOR", "TIME_LABEL"]

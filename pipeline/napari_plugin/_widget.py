@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget, QPushButton, QSlider,
                             QVBoxLayout, QWidget)
@@ -31,6 +33,7 @@ FONT, SMALL = 10, 9                       # plot text (pt): readable in a dock o
 SELECTION_COLOR = (0.0, 0.85, 1.0, 1.0)   # outline of the selected ROI (cyan, like the time cursor)
 TASK_EVENTS = {"port_entry", "port_exit", "poke", "poke_coordinated", "poke_uncoordinated", "hold",
                "partner_arrival", "reward", "at_port"}
+MAX_POINTS = 2000                         # trace points drawn; longer traces are drawn as a min/max envelope
 BEHAVIOR_COLORS = ["#4c9be8", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
                    "#9c755f", "#bab0ac"]
 
@@ -65,6 +68,29 @@ def behaviour_bouts(tree, animal: str) -> pd.DataFrame:
                 for i, j in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
                     rows.append((role, str(b), t[i] - half, t[j - 1] + half, "state"))
     return pd.DataFrame(rows, columns=cols)
+
+
+def display_envelope(t: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS):
+    """(t, y) to draw: unchanged up to `max_points` samples, else each of max_points / 2 runs of frames
+    drawn as its minimum and maximum, in time order.
+
+    A dock a few hundred pixels wide cannot show more; the envelope keeps every peak and trough,
+    and drawing 9000 frames per trace was a third of the cost of switching the selection.
+    """
+    t, y = np.asarray(t), np.asarray(y)
+    n = len(y)
+    if n <= max_points:
+        return t, y
+    n_bins = max_points // 2
+    k = int(np.ceil(n / n_bins))
+    pad = n_bins * k - n
+    yy = np.concatenate([y, np.full(pad, np.nan)]).reshape(n_bins, k)
+    lo = np.argmin(np.where(np.isnan(yy), np.inf, yy), axis=1)
+    hi = np.argmax(np.where(np.isnan(yy), -np.inf, yy), axis=1)
+    base = np.arange(n_bins) * k
+    idx = np.sort(np.stack([base + lo, base + hi], axis=1), axis=1).ravel()
+    idx = np.minimum(idx[np.r_[True, np.diff(idx) != 0]], n - 1)
+    return t[idx], y[idx]
 
 
 class AnimalData:
@@ -166,10 +192,15 @@ class RoiInspector(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
-        self.figure = Figure(figsize=(5, 4.8), facecolor=BG, layout="constrained")
+        # The constrained layout is computed only when the canvas is resized or the ethogram's rows change,
+        # not on every draw: on a 9000-frame trace it was half the cost of switching the selection.
+        self.figure = Figure(figsize=(5, 4.8), facecolor=BG)
+        self._layout = ConstrainedLayoutEngine()
+        self._layout_rows: list | None = None
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(300)
         self.canvas.mpl_connect("button_press_event", self._on_plot_click)
+        self.canvas.mpl_connect("resize_event", lambda _e: self._relayout())
         lay.addWidget(self.canvas)
         trow = QHBoxLayout()
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -192,7 +223,13 @@ class RoiInspector(QWidget):
         self.ax_beh.set_xlabel("time (s, master clock)", color=FG, fontsize=FONT)
         self.cursors = [ax.axvline(np.nan, color="#00d5ff", lw=1) for ax in (self.ax_dff, self.ax_spk, self.ax_beh)]
         self._shading: list = []
+        self._behaviour_key = None        # (animal, bouts, shaded behaviour) the ethogram was drawn for
+        self.n_layouts = 0                # layout passes so far (the selection-switch test counts them)
 
+    def _relayout(self):
+        """Lay the figure out again (constrained layout), once."""
+        self._layout.execute(self.figure)
+        self.n_layouts += 1
     # -- layers ----------------------------------------------------------------
     def roi_layers(self) -> dict:
         """{animal: labels layer} of the current result."""
@@ -243,6 +280,7 @@ class RoiInspector(QWidget):
                      if group(self.tree, f"/{a}/rois") is not None}
         self.header.setText(f"<b>{meta.get('pair', '')}</b>  {self.out}")
         self.animal = None
+        self._behaviour_key = None
         first = "A" if "A" in self.data else next(iter(self.data), "A")
         self.select(first, 0 if first in self.data and len(self.data[first].table) else None)
 
@@ -272,6 +310,8 @@ class RoiInspector(QWidget):
         """Outline the selected ROI on the image (layer "selected ROI") and centre the view on it.
 
         With hundreds of ROIs the colour fill alone does not tell the user which one "ROI 321" is.
+        The outline layer spans both animals' fields of view (no translate), so switching animals
+        changes only its data: one texture upload instead of a translate and a data refresh.
         """
         sel = next((lyr for lyr in self.viewer.layers
                     if lyr.metadata.get("interbrain", {}).get("kind") == "selection"), None)
@@ -279,29 +319,39 @@ class RoiInspector(QWidget):
             if sel is not None:
                 sel.visible = False
             return
-        mask = np.asarray(layer.data) == index + 1
-        data = mask.astype(np.int32)
-        tr = tuple(layer.translate)
+        lab = np.asarray(layer.data)
+        y0, x0 = (int(round(v)) for v in tuple(layer.translate)[-2:])
+        data = np.zeros(self._selection_shape(), np.int32)
+        mask = lab == index + 1
+        data[y0:y0 + lab.shape[0], x0:x0 + lab.shape[1]][mask] = 1
         if sel is None:
             from napari.utils.colormaps import DirectLabelColormap
             cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: SELECTION_COLOR})
-            sel = self.viewer.add_labels(data, name="selected ROI", translate=tr, colormap=cmap, opacity=1.0,
+            sel = self.viewer.add_labels(data, name="selected ROI", colormap=cmap, opacity=1.0,
                                          metadata={"interbrain": {"kind": "selection", "result": str(self.out)}})
             sel.contour = 1
             self.viewer.layers.selection.active = layer      # keep the ROI layer active for clicks
         else:
             # each setter refreshes the layer, so only what changed is set
-            if tuple(sel.translate) != tr:
-                sel.translate = tr
             sel.data = data
             if not sel.visible:
                 sel.visible = True
         if mask.any():
             yy, xx = np.nonzero(mask)
-            centre = (float(yy.mean()) + tr[-2], float(xx.mean()) + tr[-1])
+            centre = (float(yy.mean()) + y0, float(xx.mean()) + x0)
             if self.viewer.dims.ndisplay == 2:
                 cam = self.viewer.camera.center
                 self.viewer.camera.center = tuple(cam[:-2]) + centre if len(cam) > 2 else centre
+
+    def _selection_shape(self) -> tuple[int, int]:
+        """(y, x) extent of both animals' ROI layers together, translate included (px)."""
+        ys, xs = [1], [1]
+        for lyr in self.roi_layers().values():
+            h, w = np.shape(lyr.data)[-2:]
+            ty, tx = tuple(lyr.translate)[-2:]
+            ys.append(int(round(ty)) + h)
+            xs.append(int(round(tx)) + w)
+        return max(ys), max(xs)
 
     def _fill_list(self):
         self.roi_list.blockSignals(True)
@@ -335,11 +385,9 @@ class RoiInspector(QWidget):
 
     # -- plotting -----------------------------------------------------------------
     def _plot(self):
-        for art in self._shading:
-            art.remove()
-        self._shading = []
         d = self.data.get(self.animal)
         if d is None or self.index is None:
+            self._clear_behaviour()
             self.dff_line.set_data([], [])
             self.spk_line.set_data([], [])
             self.canvas.draw_idle()
@@ -348,9 +396,32 @@ class RoiInspector(QWidget):
         r = d.table.iloc[self.index]
         for line, var in ((self.dff_line, "dff"), (self.spk_line, "spikes")):
             y = d.trace(var, self.index)
-            line.set_data((t, y) if y is not None else ([], []))
+            line.set_data(display_envelope(t, y) if y is not None else ([], []))
         self.ax_dff.set_title(f"{self.animal}: ROI {int(r['roi_id'])}  {r['cell_type']}"
                               f"{'' if r['is_cell'] else ' (not cell)'}", color=FG, fontsize=FONT + 1)
+        # the ethogram and the shading depend on the animal and the shaded behaviour, not on the ROI
+        if (self.animal, id(d.bouts), self.shade_box.currentText()) != self._behaviour_key:
+            rows = self._draw_behaviour(d)
+            self._behaviour_key = (self.animal, id(d.bouts), self.shade_box.currentText())
+            if rows != self._layout_rows:          # new row labels change the margins
+                self._layout_rows = rows
+                self._relayout()
+        for ax in (self.ax_dff, self.ax_spk):
+            ax.relim()
+            ax.autoscale_view()
+        if len(t):
+            self.ax_beh.set_xlim(t[0], t[-1])
+        self._draw_cursor()
+
+    def _clear_behaviour(self):
+        for art in self._shading:
+            art.remove()
+        self._shading = []
+        self._behaviour_key = None
+
+    def _draw_behaviour(self, d) -> list[str]:
+        """Ethogram rows and the shading behind the traces for animal data `d`; returns the row labels."""
+        self._clear_behaviour()
         bouts = d.bouts
         behaviors = sorted(bouts["behavior"].unique()) if len(bouts) else []
         color = {b: BEHAVIOR_COLORS[i % len(BEHAVIOR_COLORS)] for i, b in enumerate(behaviors)}
@@ -378,21 +449,32 @@ class RoiInspector(QWidget):
         self.ax_beh.set_title("upper half: own bouts, lower (hatched): partner's", color=FG, fontsize=SMALL, loc="left")
         # the chosen behaviour's bouts shaded behind the traces: own solid, partner's hatched
         self._fill_shade_box(states)
+        # (one collection per axis and role: hundreds of separate span patches made every redraw slow)
         shade = self.shade_box.currentText()
         if shade in states:
             for role in ("self", "partner"):
                 sel = bouts[(bouts["role"] == role) & is_state & (bouts["behavior"] == shade)]
-                for s0, s1 in zip(sel["start"], sel["stop"]):
-                    for ax in (self.ax_dff, self.ax_spk):
-                        kw = (dict(color=color[shade], alpha=0.25, lw=0) if role == "self" else
-                              dict(facecolor="none", edgecolor=color[shade], alpha=0.7, hatch="///", lw=0))
-                        self._shading.append(ax.axvspan(s0, s1, **kw))
-        for ax in (self.ax_dff, self.ax_spk):
-            ax.relim()
-            ax.autoscale_view()
-        if len(t):
-            self.ax_beh.set_xlim(t[0], t[-1])
-        self._draw_cursor()
+                if not len(sel):
+                    continue
+                spans = [[(s0, 0.0), (s0, 1.0), (s1, 1.0), (s1, 0.0)] for s0, s1 in zip(sel["start"], sel["stop"])]
+                for ax in (self.ax_dff, self.ax_spk):
+                    kw = (dict(facecolors=color[shade], alpha=0.25, linewidths=0) if role == "self" else
+                          dict(facecolors="none", edgecolors=color[shade], hatchcolors=color[shade], alpha=0.7,
+                               hatch="///", linewidths=0))
+                    coll = PolyCollection(spans, transform=ax.get_xaxis_transform(), label=f"{role}:{shade}", **kw)
+                    ax.add_collection(coll, autolim=False)
+                    self._shading.append(coll)
+        return rows
+
+    def shaded_spans(self, ax=None) -> list[tuple[float, float, str]]:
+        """(start, stop, role) of the bouts shaded behind the traces (s), sorted."""
+        ax = self.ax_dff if ax is None else ax
+        out = []
+        for coll in self._shading:
+            if coll.axes is ax and isinstance(coll, PolyCollection) and ":" in str(coll.get_label()):
+                role = str(coll.get_label()).split(":")[0]
+                out += [(float(p.vertices[0, 0]), float(p.vertices[2, 0]), role) for p in coll.get_paths()]
+        return sorted(out)
 
     def _fill_shade_box(self, states: list[str]):
         """Behaviours offered for shading; default: the first annotated (not task-derived) one."""
@@ -482,7 +564,6 @@ class RoiInspector(QWidget):
                                                                          "max_projection")]
                 target = max(images) + 1 if images else 0
                 self.viewer.layers.move(self.viewer.layers.index(layer), target)
-            self.viewer.dims.axis_labels = ("time (s)",) + tuple(self.viewer.dims.axis_labels[1:])
         except Exception as exc:  # show a config / movie error, don't raise into the GUI
             show_error(f"cannot load the raw movies: {exc}")
             return

@@ -21,10 +21,21 @@ Scores per animal:
   false-positive rate is the same share of the pairs planted with no response
   (correlated behaviours, e.g. coordinated pokes, can raise it).
 And per pair: planted shared dimensions (`n_shared_planted`) against the K found.
+
+Decoders, per animal and contrast (condition `full` of /decoding): a signal is
+planted when at least one of the animal's neurons has a different planted gain
+(`behavior_response`) for the contrast's two events, e.g. for
+"self:approach vs partner:approach" decoded from B, B's gain for its own
+approach against its gain for A's approach. Significant = a cluster of time
+bins with cluster p <= alpha (/decoding `significant`). Verdicts: found,
+missed (planted, not significant), false positive (significant where nothing
+was planted), none (neither); n/a when the truth has no gain for an event
+(e.g. a derived event such as poke_coordinated) or the decoder did not run.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -157,8 +168,68 @@ def score_animal(tree, truth, a: str) -> dict | None:
     return res
 
 
+# 'WHO:BEHAVIOR[@ANCHOR] vs WHO:BEHAVIOR[@ANCHOR]' (the decoding stage's contrast syntax)
+_CONTRAST = re.compile(r"^\s*(\w+):(\w+)(?:@\w+)?\s+vs\s+(\w+):(\w+)(?:@\w+)?\s*$")
+
+
+def planted_contrast(truth, animal: str, contrast: str) -> tuple[bool | None, int]:
+    """(planted, neurons): whether any neuron of `animal` has a different planted gain for the contrast's
+    two events, and how many do; (None, 0) when the truth has no gain for one of the events."""
+    m = _CONTRAST.match(contrast)
+    g = _group(truth, f"/{animal}")
+    if m is None or g is None or "behavior_response" not in g:
+        return None, 0
+    beta = g["behavior_response"]
+    known = set(beta["behavior"].values.astype(str))
+    gains = []
+    for who, behavior in ((m[1], m[2]), (m[3], m[4])):
+        if behavior not in known:
+            return None, 0
+        role = "self" if who in ("self", animal) else "partner"
+        gains.append(beta.sel(behavior=behavior, role=role).values.astype(float))
+    n = int(np.sum(np.abs(gains[0] - gains[1]) > 0))
+    return n > 0, n
+
+
+def _verdict(planted, significant) -> str:
+    if planted is None or significant is None:
+        return "n/a"
+    return {(True, True): "found", (True, False): "missed", (False, True): "false positive",
+            (False, False): "none"}[(bool(planted), bool(significant))]
+
+
+def score_decoders(tree, truth) -> list[dict]:
+    """Per animal and contrast: planted (bool or None), planted_neurons, significant (bool, None when the
+    decoder did not run), p (smallest cluster p), status, verdict (module docstring)."""
+    try:
+        d = tree["decoding"].to_dataset()
+    except KeyError:
+        return []
+    if "significant" not in d or "variable" not in d.dims:
+        return []
+    try:
+        clusters = json.loads(d.attrs.get("clusters", "{}"))
+    except (TypeError, ValueError):
+        clusters = {}
+    rows = []
+    for a in d["animal"].values.astype(str):
+        for v in d["variable"].values.astype(str):
+            sel = dict(animal=a, variable=v)
+            if "condition" in d.dims:
+                sel["condition"] = "full"
+            status = str(d["status"].sel(sel).values) if "status" in d else "ok"
+            sig = bool(d["significant"].sel(sel).values.any()) if status == "ok" else None
+            ps = [c.get("p") for c in clusters.get(f"{a}|{v}|full", []) if c.get("p") is not None]
+            planted, n = planted_contrast(truth, a, v)
+            rows.append({"animal": a, "contrast": v, "planted": planted, "planted_neurons": n, "significant": sig,
+                         "p": float(min(ps)) if ps and status == "ok" else np.nan, "status": status,
+                         "verdict": _verdict(planted, sig)})
+    return rows
+
+
 def compare(tree, truth) -> dict:
-    """{"animals": [score_animal per animal], "K_planted": int, "K_found": int or None, "preset", "seed"}."""
+    """{"animals": [score_animal per animal], "K_planted": int, "K_found": int or None, "decoders":
+    [score_decoders rows], "preset", "seed"}."""
     animals = [s for s in (score_animal(tree, truth, a) for a in ANIMALS) if s is not None]
     k_found = None
     try:
@@ -172,7 +243,7 @@ def compare(tree, truth) -> dict:
     if k_planted is None:
         k_planted = truth["shared"].attrs.get("n_shared_planted")
     return {"animals": animals, "K_planted": None if k_planted is None else int(k_planted), "K_found": k_found,
-            "preset": str(attrs.get("preset", "")), "seed": attrs.get("seed")}
+            "decoders": score_decoders(tree, truth), "preset": str(attrs.get("preset", "")), "seed": attrs.get("seed")}
 
 
 ROWS = (("ROIs planted / found (cells) / matched", lambda s: f"{s['planted']} / {s['found']} / {s['matched']}"),
@@ -200,11 +271,52 @@ def as_text(c: dict) -> str:
         lines.append(f"  {label:<{w}}  " + "  ".join(f"{fmt(s):>14}" for s in c["animals"]))
     k = "n/a (the subspace stage has not run)" if c["K_found"] is None else str(c["K_found"])
     lines.append(f"  shared dimensions: planted {c['K_planted']}, found K = {k}")
+    dec = c.get("decoders") or []
+    if dec:
+        w = max(len(r["contrast"]) for r in dec)
+        lines.append("  decoders (condition full): planted signal vs significant cluster")
+        for r in dec:
+            lines.append(f"    {r['animal']}  {r['contrast']:<{w}}  planted {planted_text(r):<16}  "
+                         f"significant {significant_text(r):<16}  {r['verdict']}")
+    else:
+        lines.append("  decoders: n/a (the decoding stage has not run)")
     return "\n".join(lines)
 
 
+def planted_text(r: dict) -> str:
+    return "n/a" if r["planted"] is None else (f"yes ({r['planted_neurons']} cells)" if r["planted"] else "no")
+
+
+def significant_text(r: dict) -> str:
+    if r["significant"] is None:
+        return f"n/a ({r['status']})"
+    p = "" if not np.isfinite(r["p"]) else f" (p = {r['p']:.3f})"
+    return ("yes" if r["significant"] else "no") + p
+
+
+def _plain(x):
+    """JSON form of a numpy scalar (a simulator seed is read back as numpy.int64); NaN -> null."""
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    if isinstance(x, (int, float, str, bool)) or x is None:
+        return x
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
 def as_json(c: dict) -> str:
-    return json.dumps(c, indent=1, default=lambda x: None if isinstance(x, float) and not np.isfinite(x) else x)
+    """The comparison as JSON (NaN as null)."""
+    return json.dumps(_sanitise(c), indent=1)
 
 
-__all__ = ["truth_path", "load_truth_file", "compare", "score_animal", "match_footprints", "as_text"]
+def _sanitise(x):
+    if isinstance(x, dict):
+        return {str(k): _sanitise(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_sanitise(v) for v in x]
+    return _plain(x)
+
+
+__all__ = ["truth_path", "load_truth_file", "compare", "score_animal", "score_decoders", "planted_contrast",
+           "match_footprints", "as_text"]
