@@ -226,6 +226,7 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     T, Ly, Lx = movie.shape
     if T < 2:
         raise ValueError(f"{movie.source[0]}: a movie of {T} frame(s) cannot be registered")
+    params = SPEC["motion"].resolve(params, modality)     # modality defaults of unset keys
     settings = suite2p_registration_settings(modality, params, movie.shape)
     device = device or torch_device()
     scale = int16_scale(movie)
