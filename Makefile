@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# The demo pair (preset `demo`: 128 x 128 px, 60 + 52 neurons, 300 s, 3 planted shared factors) is
+# The demo pair (preset `demo`: 128 x 128 px, 60 + 52 neurons, 400 s, 3 planted shared factors) is
 # simulated on the first run and kept; the run shows a progress bar per stage and ends with
 # the truth-versus-recovered table. Timing: docs/getting_started.md.
 demo: install

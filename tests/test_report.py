@@ -310,9 +310,6 @@ def test_decoding_condition_labels_are_readable(demo_result):
 
 # --------------------------------------------------------------------------- the demo shows the science
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="demo preset, seed 0: A's planted self-vs-partner approach contrast is not "
-                   "significant (cluster p 0.075); the planted behaviour contrasts are near the detection limit "
-                   "in 300 s (docs/getting_started.md, 'What the demo recovered')")
 def test_demo_recovers_what_was_planted(tmp_path):
     """`make demo`'s two commands (preset demo, seed 0): every planted decoding contrast is significant and
     none where nothing was planted, the planted K is found, ROIs and encoding are recovered.

@@ -390,7 +390,7 @@ def test_demo_preset_writes_its_analysis_settings(tmp_path):
     toml = simulate_session(tmp_path / "d", seed=0, preset="demo", duration_s=10.0, fov=(24, 24),
                             n_neurons=(5, 4), render_movies=False)
     s = Session.load(toml, check_files=False)
-    assert s.params["decoding"]["mode"] == "lda" and s.params["decoding"]["n_surrogates"] == 200
-    assert PRESETS["demo"].n_neurons == PRESETS["default"].n_neurons and PRESETS["demo"].duration_s == 300.0
+    assert s.params["decoding"]["n_surrogates"] == 200 and s.params["decoding"]["condition_surrogates"] == 50
+    assert PRESETS["demo"].n_neurons == PRESETS["default"].n_neurons and PRESETS["demo"].duration_s == 400.0
     with pytest.raises(ValueError, match="session_params"):
         SimConfig(session_params=(("extraction", "diameter", 9),))
