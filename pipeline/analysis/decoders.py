@@ -156,17 +156,25 @@ def _decisions_naive(W, y, train, C, tol, max_iter):
     fold's training set lacks a class.
     """
     from sklearn.svm import LinearSVC
+
+    def fit_predict(Xb, tr, j):
+        clf = LinearSVC(C=C, loss="squared_hinge", dual=True, fit_intercept=True,
+                        intercept_scaling=1.0, tol=tol, max_iter=max_iter)
+        return clf.fit(Xb[tr], y[tr]).decision_function(Xb[j:j + 1])[0]
+    return _naive_loop(W, y, train, fit_predict)
+
+
+def _naive_loop(W, y, train, fit_predict):
+    """The reference loops' folds x bins: f[b, j] = fit_predict(W[:, b], train[j], j), the decision
+    value (bin, bout) of bout j from a fit on its fold's training bouts; NaN where a fold's training
+    set lacks a class."""
     n, nb, _ = W.shape
     f = np.full((nb, n), np.nan)
     for j in range(n):
-        tr = train[j]
-        if len(np.unique(y[tr])) < 2:
+        if len(np.unique(y[train[j]])) < 2:
             continue
         for b in range(nb):
-            clf = LinearSVC(C=C, loss="squared_hinge", dual=True, fit_intercept=True,
-                            intercept_scaling=1.0, tol=tol, max_iter=max_iter)
-            clf.fit(W[tr, b], y[tr])
-            f[b, j] = clf.decision_function(W[j:j + 1, b])[0]
+            f[b, j] = fit_predict(W[:, b], train[j], j)
     return f
 
 
@@ -442,18 +450,12 @@ def _decisions_ridge_naive(W, y, train, C, bias=1.0):
     penalised feature, as in `_decisions_ridge_hat`. Returns decisions (bin, bout).
     """
     from sklearn.linear_model import Ridge
-    n, nb, _ = W.shape
     s = np.where(y == 1, 1.0, -1.0)
-    f = np.full((nb, n), np.nan)
-    for j in range(n):
-        tr = train[j]
-        if len(np.unique(y[tr])) < 2:
-            continue
-        for b in range(nb):
-            Xb = np.c_[W[:, b], np.full(n, bias)]
-            m = Ridge(alpha=1.0 / C, fit_intercept=False).fit(Xb[tr], s[tr])
-            f[b, j] = m.predict(Xb[j:j + 1])[0]
-    return f
+
+    def fit_predict(Wb, tr, j):
+        Xb = np.c_[Wb, np.full(len(Wb), bias)]
+        return Ridge(alpha=1.0 / C, fit_intercept=False).fit(Xb[tr], s[tr]).predict(Xb[j:j + 1])[0]
+    return _naive_loop(W, y, train, fit_predict)
 
 
 def _auc_bins(y, f):
