@@ -84,6 +84,21 @@ def cli(*args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+
+def downstream(names) -> set[str]:
+    """The stages `names` and every stage that needs or wants one of them, transitively (stage registry)."""
+    from pipeline import stages
+    reg = stages.load_stages()
+    out, grew = set(names), True
+    while grew:
+        grew = False
+        for n, st in reg.items():
+            if n not in out and out & set(st.needs + st.wants):
+                out.add(n)
+                grew = True
+    return out
+
+
 @pytest.fixture(scope="session")
 def demo_result(tmp_path_factory):
     """`interbrain run` on the committed sample (what `make demo` runs), on a copy of the raw data.

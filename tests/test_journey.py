@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from conftest import downstream
 from dask_cluster import ROOT, DaskCluster
 
 pytestmark = pytest.mark.slow   # three full pipeline runs: minutes (see docs/batch.md for the measured time)
@@ -36,20 +37,6 @@ def interbrain(*args, cwd: Path, timeout: float = 3600) -> subprocess.CompletedP
 def summary(path: Path) -> dict[str, dict]:
     with open(path, newline="") as fh:
         return {r["name"]: r for r in csv.DictReader(fh)}
-
-
-def downstream_of(stage: str) -> set[str]:
-    """`stage` and every stage that needs or wants it, transitively (from the stage registry)."""
-    from pipeline import stages
-    reg = stages.load_stages()
-    out, grew = {stage}, True
-    while grew:
-        grew = False
-        for n, st in reg.items():
-            if n not in out and out & set(st.needs + st.wants):
-                out.add(n)
-                grew = True
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +125,7 @@ def test_annotation_change_reruns_exactly_the_stages_that_read_it(journey):
     assert journey["rerun"].returncode == 0, _ok(journey["rerun"])
     from pipeline import stages
     every = set(stages.load_stages())
-    affected = downstream_of("behavior")
+    affected = downstream({"behavior"})
     for n in PAIRS:
         row = journey["summary2"][n]
         ran = {s for s in every if row[s] == "ran"}

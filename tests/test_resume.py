@@ -27,6 +27,8 @@ from pipeline.core.parameters import SPEC, ConfigError
 from pipeline.core.session import Session
 from pipeline.simulator import simulate_session
 
+from conftest import downstream
+
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = pipeline_stages.load_stages()
 
@@ -95,17 +97,6 @@ def _candidates(param, current, doc: dict) -> list:
     raise AssertionError(f"no candidate values for type {t!r} of {param.name!r}: extend _candidates")
 
 
-def _downstream(names: set[str]) -> set[str]:
-    out, grew = set(names), True
-    while grew:
-        grew = False
-        for n, st in REGISTRY.items():
-            if n not in out and out & set(st.needs + st.wants):
-                out.add(n)
-                grew = True
-    return out
-
-
 def _readers(sec: str, key: str) -> set[str]:
     return {n for n, st in REGISTRY.items() if key in st.read_keys().get(sec, ())}
 
@@ -150,7 +141,7 @@ def test_each_setting_reruns_exactly_its_readers_and_downstream(sim, base_plan, 
     before = base_plan
     after = orchestrate.plan(_changed_session(sim, sec, key), REGISTRY, sim.parent / "results", HASHES)
     changed = {n for n in REGISTRY if before[n] != after[n]}
-    assert changed == _downstream(_readers(sec, key)), f"[{sec}] {key}"
+    assert changed == downstream(_readers(sec, key)), f"[{sec}] {key}"
 
 
 def test_declarations_name_spec_keys():
