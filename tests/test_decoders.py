@@ -13,7 +13,7 @@ from scipy.signal import lfilter
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _auc_bins, _decisions_naive, _decisions_ridge, _decisions_ridge_hat, _train_masks, auc_score, cluster_test, hold_events, parse_contrast)
+from pipeline.analysis.decoders import (NOT_ENOUGH, TOO_SHORT, TimeResolvedDecoder, _auc_bins, _decisions_naive, _decisions_ridge_hat, _train_masks, auc_score, cluster_test, hold_events, parse_contrast)
 
 
 def calcium(drive, dt, tau):
@@ -255,8 +255,7 @@ def test_ridge_mode_matches_direct_solve_and_agrees_with_svm():
     y = np.r_[np.ones(6, int), np.zeros(6, int)]
     times = np.arange(n) * 5.0
     train = _train_masks(times, 6.0)
-    G = np.einsum("ibf,jbf->bij", W, W) + 1.0
-    f = _decisions_ridge(G, y, train, C=2.0)
+    f = _decisions_ridge_hat(np.concatenate([W.transpose(1, 0, 2), np.ones((nb, n, 1))], axis=2), y, train, C=2.0)
     s = np.where(y == 1, 1.0, -1.0)
     for j in range(n):
         t = train[j]

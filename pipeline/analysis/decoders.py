@@ -322,37 +322,19 @@ def _decisions_fast(G, y, train, C, tol):
 
 
 def _fold_setup(G, y, train):
-    """Shared by the solvers: sizes, +-1 targets, folds whose training set has both classes, NaN decisions."""
+    """Fold bookkeeping of the SVM path: sizes, +-1 targets, folds whose training set has both classes, NaN decisions."""
     nb, n, _ = G.shape
     s = np.where(y == 1, 1.0, -1.0)
     folds = np.flatnonzero([len(np.unique(y[t])) == 2 for t in train])
     return nb, n, s, folds, np.full((nb, n), np.nan)
 
 
-def _decisions_ridge(G, y, train, C):
-    """Closed-form fast mode: ridge least-squares classifier on +-1 targets (bias as feature 1).
-
-    Its weight direction is the shrinkage-LDA direction (S_w + lambda I)^-1 (mu_a - mu_b),
-    lambda = 1/C. Exact leave-bouts-out by the same block downdate as the SVM path.
-    G: (bin, bout, bout) Gram + 1; returns decisions (bin, bout).
-    """
-    nb, n, s, folds, f = _fold_setup(G, y, train)
-    if len(folds) == 0:
-        return f
-    H = np.linalg.inv(G + np.eye(n) / C)
-    v = H @ s
-    nf = len(folds)
-    bp = np.repeat(np.arange(nb), nf)
-    b = _downdate(H, v, bp, np.tile(~train[folds], (nb, 1)), grid=(nb, nf)).reshape(nb, nf, n)
-    f[:, folds] = np.einsum("bfi,bif->bf", b, G[:, :, folds])
-    return f
-
-
 def _decisions_ridge_hat(X, y, train, C, bucket=2):
     """Closed-form fast mode, all folds and bins at once by the ridge hat matrix (the default).
 
-    The classifier of `_decisions_ridge` (ridge on +-1 targets, lambda = 1/C, the bias a
-    constant feature, last in X), computed without refitting per fold: with the hat matrix
+    Ridge least-squares classifier on +-1 targets (lambda = 1/C, the bias a constant feature,
+    last in X; its weight direction is the shrinkage-LDA direction (S_w + lambda I)^-1
+    (mu_a - mu_b)), computed without refitting per fold: with the hat matrix
     H = X (X'X + lambda I)^-1 X' and the all-bouts fit yhat = H s of one bin, the fit that
     leaves out a block R of bouts predicts on R (block leave-out identity for ridge):
 
