@@ -84,6 +84,15 @@ def cli(*args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+def run_motion_extraction(toml: Path, out: Path):
+    """`interbrain run TOML --out OUT --stages motion,extraction` as a user types it; asserts exit 0 and
+    returns the loaded result (a pair whose `segmentation` names another tool's output)."""
+    import pipeline
+    r = subprocess.run([sys.executable, "-m", "pipeline", "run", str(toml), "--out", str(out), "--stages",
+                        "motion,extraction", "--quiet", "--no-report"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return pipeline.load(out)
+
 
 def downstream(names) -> set[str]:
     """The stages `names` and every stage that needs or wants one of them, transitively (stage registry)."""

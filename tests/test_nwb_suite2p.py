@@ -4,10 +4,7 @@ skipped). Truth: suite2p's own stat.npy / F.npy / iscell.npy. (suite2p 1.1's own
 pynwb 4.2, see suite2p_output.py.)"""
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +12,7 @@ import pytest
 from pipeline.io.nwb_in import read_segmentation
 from pipeline.io.segmentations import read_tool_segmentation
 from suite2p_output import run_suite2p
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_motion_extraction
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +68,6 @@ def test_session_with_existing_segmentation_skips_motion_and_extraction(s2p, tmp
     traces are suite2p's."""
     import shutil
 
-    import pipeline
     for a in "AB":
         (tmp_path / a).mkdir()
         shutil.copy(s2p["movie"], tmp_path / a / "movie.tif")
@@ -82,10 +77,7 @@ def test_session_with_existing_segmentation_skips_motion_and_extraction(s2p, tmp
         f'[animals.{a}]\nid = "m{a}"\nraw = ["{a}/movie.tif"]\nframe_rate = 10.0\n'
         f'segmentation = "{a}/suite2p/plane0"\n' for a in "AB"))
     out = tmp_path / "res"
-    r = subprocess.run([sys.executable, "-m", "pipeline", "run", str(toml), "--out", str(out), "--stages",
-                        "motion,extraction", "--quiet", "--no-report"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stdout + r.stderr
-    tree = pipeline.load(out)
+    tree = run_motion_extraction(toml, out)
     for a in "AB":
         assert "motion" not in tree[a].children
         np.testing.assert_allclose(tree[f"{a}/traces"]["F"].values, s2p["F"], rtol=1e-5)

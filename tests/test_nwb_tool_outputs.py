@@ -20,6 +20,7 @@ import pytest
 import tifffile
 
 from pipeline.io.segmentations import read_tool_segmentation
+from conftest import run_motion_extraction
 
 ROOT = Path(__file__).resolve().parents[1]
 N, T, Y, X, FS = 4, 80, 24, 28, 10.0
@@ -92,7 +93,6 @@ def test_minian_output_read_through_roiextractors(minian_pair):
 
 
 def test_session_from_minian_outputs_skips_motion_and_extraction(minian_pair):
-    import pipeline
     root, truth = minian_pair
     toml = root / "session.toml"
     toml.write_text('[session]\nname = "mn_pair"\n' + "".join(
@@ -102,10 +102,7 @@ def test_session_from_minian_outputs_skips_motion_and_extraction(minian_pair):
                        cwd=ROOT)
     assert r.returncode == 0 and "minian output" in r.stdout, r.stdout + r.stderr
     out = root / "res"
-    r = subprocess.run([sys.executable, "-m", "pipeline", "run", str(toml), "--out", str(out), "--stages",
-                        "motion,extraction", "--quiet", "--no-report"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stdout + r.stderr
-    tree = pipeline.load(out)
+    tree = run_motion_extraction(toml, out)
     for a in "AB":
         assert "motion" not in tree[a].children
         np.testing.assert_allclose(tree[f"{a}/traces"]["C"].values, truth[a]["C"], rtol=1e-6)

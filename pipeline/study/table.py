@@ -36,6 +36,7 @@ from pipeline.core import dataset
 from pipeline.core.parameters import SPEC, ConfigError
 from pipeline.study.stats import Comparison, compare, compare_paired, unit_means
 from pipeline.core.animals import ANIMALS
+from pipeline.core.rng import as_rng
 
 PAIR_KEYS = ("result", "session", "name")
 BASE_META = ("condition", "cohort", "day")
@@ -369,7 +370,7 @@ def matched_fits(acts: dict[str, dict], n_surrogates: int = 200, n_matched: int 
     Returns (rows: kind real/pseudo, pair_A, pair_B, repeat, K, fraction_A, fraction_B; N; T).
     """
     from pipeline.analysis.subspace import SharedSubspace
-    rng = np.random.default_rng(random_state)
+    rng = as_rng(random_state)
     names = list(acts)
     T = min(acts[p]["A"].shape[0] for p in names)
     N = min(min(acts[p][a].shape[1] for a in ANIMALS) for p in names)
@@ -516,7 +517,7 @@ def plot_comparison(pl: Planned, c: Comparison, path: Path, n_boot: int = 2000, 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rng = np.random.default_rng(random_state)
+    rng = as_rng(random_state)
     um = unit_means(pl.table, "value", pl.factor, pl.unit)
     fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=100)
     pts = {}
