@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default=None, help="result folder (default: [session] output_dir)")
     q.add_argument("--stages", default=None, help="comma-separated stages to run (default: all)")
     q.add_argument("--force", action="store_true", help="rerun the selected stages even when up to date")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--quiet", action="store_true", help="no progress bars and no line per stage on stderr")
     q.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end")
     q.set_defaults(func=_cmd_run)
 

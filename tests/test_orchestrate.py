@@ -1,6 +1,7 @@
 """Stage registry semantics on small real stages: skip, rerun on change, atomic commit, recovery."""
 from __future__ import annotations
 
+import re
 import json
 import os
 import signal
@@ -178,3 +179,20 @@ def test_wanted_stage_skipped_does_not_skip_dependent(tmp_path):
     assert st["maybe"].startswith("skipped") and st["last"] == "ran"
     st = orchestrate.run(s, tmp_path / "out", registry=reg, show_progress=False)
     assert st["maybe"].startswith("skipped") and st["last"] == "up to date"
+
+
+def test_each_stage_that_runs_says_so_on_stderr(tmp_path, capsys):
+    """Stages in worker processes draw no bar of their own: the runner names each stage as it starts and
+    ends, and says nothing of up-to-date stages or when asked to be quiet (`--quiet`)."""
+    s = _session(tmp_path)
+    reg = _registry()
+    out = tmp_path / "out"
+    orchestrate.run(s, out, registry=reg, only=["first"], show_progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "first: running (stage 1 of 1) ..."
+    assert re.fullmatch(r"first: ran in \d+ s", err[1]) and len(err) == 2, err
+    orchestrate.run(s, out, registry=reg, show_progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "second: running (stage 2 of 2) ..." and len(err) == 2, err
+    orchestrate.run(s, out, registry=reg, force=True, show_progress=False)
+    assert capsys.readouterr().err == ""

@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -330,6 +332,12 @@ def _fsync_tree(root: Path) -> None:
         _fsync_path(Path(dirpath))
 
 
+def _say(line: str) -> None:
+    """One progress line on stderr, printed above any tqdm bar rather than through it."""
+    from tqdm.auto import tqdm
+    tqdm.write(line, file=sys.stderr)
+
+
 def run(session: Session, out: str | Path | None = None, only: Iterable[str] | None = None,
         force: bool = False, show_progress: bool = True,
         registry: dict[str, Stage] | None = None, track_reads: dict[str, set] | None = None) -> dict[str, str]:
@@ -355,6 +363,7 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {names}")
     _recover(out, selected)   # only the stages this run may write (batch runs stages side by side)
     forced = selected if force else set()
+    todo = [n for n in names if n in selected]
     hashes = _HashCache(out)
     fps: dict[str, str] = {}
     runs: dict[str, str] = {}   # run_id of each committed upstream result
@@ -396,6 +405,11 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         ctx = StageContext(view, out, st, params, tmp / "work", show_progress=show_progress, registry=stages)
         ctx.workdir.mkdir()
         log.info("stage %s: running", name)
+        t_start = time.perf_counter()
+        if show_progress:
+            # stages that run in worker processes (motion, extraction) draw no bar of their own:
+            # this line is what the user sees during the longest minutes of a run
+            _say(f"{name}: running (stage {todo.index(name) + 1} of {len(todo)}) ...")
         prov = provenance.record({s: session.params[s] for s in st.params}, in_hashes, session.seed, name, fp)
         prov["session"] = session.to_dict()
         try:
@@ -425,6 +439,8 @@ def run(session: Session, out: str | Path | None = None, only: Iterable[str] | N
         _commit(tmp, stage_dir(out, name))
         _fsync_path(out / "stages")           # the renames themselves
         status[name] = result_status if result_status != "done" else "ran"
+        if show_progress:
+            _say(f"{name}: {status[name]} in {time.perf_counter() - t_start:.0f} s")
         if result_status == "done":
             fps[name] = fp
             runs[name] = run_id
