@@ -272,7 +272,8 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     return ExtractionResult(
         pix_neuron=pn.astype(np.int32), pix_y=py.astype(np.int32), pix_x=px.astype(np.int32),
         pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
-        is_cell=classifier.is_cell(prob, feats["transient_skew"], params, modality), F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
+        is_cell=classifier.is_cell(prob, feats["transient_skew"], params, modality),
+        F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
         correlation_image=corr, engine=engine, C=C, features=feats,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
