@@ -8,7 +8,8 @@ labelled ROIs; `<repo>/../shared/data/neurofinder_00_00_topleft`, skipped when a
 - `suite2p.run_s2p` with its defaults (diameter 10, fs 7), sparsery's spatial scale estimated;
 - the same with spatial scale 2 (cells of ~12 px), which the project derives from diameter 10.
 Scoring: neurofinder's greedy centroid matching under 5 px. Prints recall, precision and F1 over
-all ROIs and over is_cell ROIs, and the project's F1 over each suite2p arm's F1 (target >= 1).
+all ROIs and over is_cell ROIs, and the project's F1 over each suite2p arm's F1 (target >= 1); for
+the project also is_cell at suite2p's threshold 0.5 and without the 2p transient test (same ROIs).
 --quick changes nothing (there is one movie); --work keeps and reuses the runs' files there.
 """
 from __future__ import annotations
@@ -33,6 +34,15 @@ def _line(name: str, centroid, is_cell, truth, R) -> dict:
     return {"all": a["f1"], "cell": c["f1"]}
 
 
+def _cell_variants(e) -> dict:
+    """is_cell of the project's ROIs under other rules: {name: (N,) bool}. The transient test is the 2p
+    cut on `transient_skew` (docs/imaging.md, "Which ROIs are cells")."""
+    prob, sk = e.iscell_prob, e.features["transient_skew"]
+    cut = e.settings["min_transient_skew_2p"]
+    return {"is_cell threshold 0.5 (suite2p's)": (prob >= 0.5) & (sk > cut),
+            "without the transient test": prob >= e.settings["iscell_threshold"]}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="accepted for run_all.py; the movie is the same")
@@ -52,6 +62,8 @@ def main(argv=None) -> dict:
         e = R.run_project(motion)
         print(f"project: {time.perf_counter() - t:.0f} s (bin {e.settings['bin_size']} frames)", flush=True)
         out["project"] = _line("project (defaults, diameter 10)", R.result_centroids(e), e.is_cell, truth, R)
+        for name, cell in _cell_variants(e).items():     # is_cell rules re-applied to the same ROIs
+            _line(f"  {name}", R.result_centroids(e), cell, truth, R)
         for scale, name in ((0, "suite2p defaults"), (2, "suite2p, spatial scale 2")):
             t = time.perf_counter()
             s = R.run_suite2p_direct(d, work / "suite2p_direct", scale)

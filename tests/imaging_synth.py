@@ -74,7 +74,8 @@ def match_rois(true_fp, est_fp, true_calcium, est_traces, offset=(0.0, 0.0), iou
 
     true_fp (N, Y, X) planted footprints (support: > fp_level x peak) in tissue coordinates; est_fp (M, Y, X) found
     ones in registered coordinates, which are tissue coordinates moved by -offset.
-    Returns dict(f1, precision, recall, iou (matched), corr (matched trace r)).
+    Returns dict(f1, precision, recall, iou (matched), corr (matched trace r), found (M,) bool: found ROIs
+    matched to a planted one).
     """
     from scipy.optimize import linear_sum_assignment
     moved = np.stack([ndimage.shift(f, -np.asarray(offset), order=1) for f in true_fp]) if len(true_fp) else true_fp
@@ -82,7 +83,8 @@ def match_rois(true_fp, est_fp, true_calcium, est_traces, offset=(0.0, 0.0), iou
     tf = (moved > fp_level * moved.reshape(len(moved), -1).max(1)[:, None, None]).astype(float)
     ef = (np.asarray(est_fp) > 0).astype(float)
     if len(ef) == 0:
-        return {"f1": 0.0, "precision": 0.0, "recall": 0.0, "iou": np.zeros(0), "corr": np.zeros(0)}
+        return {"f1": 0.0, "precision": 0.0, "recall": 0.0, "iou": np.zeros(0), "corr": np.zeros(0),
+                "found": np.zeros(0, bool)}
     inter = np.einsum("iyx,jyx->ij", tf, ef)
     iou = inter / (tf.sum((1, 2))[:, None] + ef.sum((1, 2))[None] - inter)
     ri, ci = linear_sum_assignment(-iou)
@@ -91,7 +93,9 @@ def match_rois(true_fp, est_fp, true_calcium, est_traces, offset=(0.0, 0.0), iou
     prec, rec = tp / len(ef), tp / len(tf)
     f1 = 2 * prec * rec / (prec + rec) if tp else 0.0
     corr = np.array([np.corrcoef(true_calcium[i], est_traces[j])[0, 1] for i, j in zip(ri[ok], ci[ok])])
-    return {"f1": f1, "precision": prec, "recall": rec, "iou": iou[ri, ci][ok], "corr": corr}
+    found = np.zeros(len(ef), bool)
+    found[ci[ok]] = True
+    return {"f1": f1, "precision": prec, "recall": rec, "iou": iou[ri, ci][ok], "corr": corr, "found": found}
 
 
 def sensor_background_1p_movie(T=600, Ly=96, Lx=96, seed=0, max_shift=4.0, n_cells=25, diameter=10,

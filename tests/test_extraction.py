@@ -129,14 +129,17 @@ def test_rois_and_traces_groups_match_the_contract(run2p):
         rois, tr = res[f"/{a}/rois"], res[f"/{a}/traces"]
         for v in ("pix_neuron", "pix_y", "pix_x", "pix_weight"):
             assert rois[v].dims == ("pixel",)
-        for v in ("roi_id", "centroid_y", "centroid_x", "iscell_prob", "is_cell", "skew", "npix_norm", "compact"):
+        for v in ("roi_id", "centroid_y", "centroid_x", "iscell_prob", "is_cell", "skew", "npix_norm", "compact",
+                  "transient_skew"):
             assert rois[v].dims == ("neuron",)
         assert rois["mean_image"].dims == rois["correlation_image"].dims == ("y", "x")
         n = rois.sizes["neuron"]
-        # ROIs under the classifier threshold are kept, marked
+        # ROIs under the classifier threshold, or whose trace has no transients (2p), are kept, marked
         thr = session.params["extraction"]["iscell_threshold"]
         thr = 0.1 if thr is None else thr     # the default with suite2p's built-in classifier
-        np.testing.assert_array_equal(rois["is_cell"].values, rois["iscell_prob"].values >= thr)
+        skew_min = session.params["extraction"]["min_transient_skew_2p"]
+        np.testing.assert_array_equal(rois["is_cell"].values, (rois["iscell_prob"].values >= thr)
+                                      & (rois["transient_skew"].values > skew_min))
         for v in ("F", "Fneu", "F_corrected", "dff", "spikes", "C"):
             assert tr[v].dims == ("neuron", "frame") and tr[v].shape[0] == n
             assert np.isfinite(tr[v].values).all()

@@ -39,6 +39,7 @@ EXTRACTION = Section("extraction", "Cell detection and trace extraction (docs/im
     Param("threshold_scaling", 1.0, float, "suite2p detection threshold multiplier (2p; 1p uses threshold_scaling_1p); raise it (2-3) for short or noisy movies with many false ROIs.", range=(0.01, 100.0)),
     Param("tau", 1.0, float, "Indicator decay time (GCaMP6f 0.7, 6s 1.25-1.5).", unit="s", range=(0.01, 10.0)),
     Param("iscell_threshold", None, float, "ROIs below this classifier probability are kept but marked is_cell = false; default 0.1 with suite2p's built-in classifier, 0.5 with a lab's classifier_file (docs/imaging.md).", range=(0.0, 1.0)),
+    Param("min_transient_skew_2p", 0.1, float, "2p: ROIs whose neuropil-corrected trace, minus its running median over 10 x tau, has a skewness at or below this are kept but marked is_cell = false whatever the classifier says: calcium transients make a cell's trace right-skewed, a patch of neuropil's is symmetric noise (docs/imaging.md); -10 turns the test off.", range=(-10.0, 10.0)),
     Param("classifier_file", "", "path", "A lab's cell classifier (suite2p classifier .npy, written by `interbrain train-classifier` from curated sessions; relative to the session file); empty: suite2p's built-in classifier."),
     Param("neuropil_coefficient", 0.7, float, "F_corrected = F - coefficient * Fneu.", range=(0.0, 2.0)),
     Param("baseline_window_s", 60.0, float, "Running-percentile baseline window for dF/F.", unit="s", range=(1.0, 3600.0)),

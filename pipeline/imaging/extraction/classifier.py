@@ -5,6 +5,9 @@ file holding training ROIs: `{"stats": (n, k) float, "iscell": (n,) bool, "keys"
 `classify` applies the built-in file (suite2p's ~14000 hand-labelled ROIs) or a lab's file;
 `train` writes such a file from a lab's curated ROIs (features from `/A/rois`, labels from
 is_cell after curation), so later sessions name it in `[extraction] classifier_file`.
+`is_cell` combines the classifier's probability with a test suite2p's classifier lacks (2p): a cell's
+trace, slow drift removed, is right-skewed by its calcium transients (`transient_skew`,
+`min_transient_skew_2p`).
 """
 from __future__ import annotations
 
@@ -26,6 +29,41 @@ def iscell_threshold(params: dict) -> float:
     if v is not None:
         return float(v)
     return 0.5 if params.get("classifier_file") else 0.1
+
+
+#: transient_skew's high-pass: F_corrected minus its running median over this many indicator decay times
+HIGHPASS_TAUS = 10.0
+
+
+def transient_skew(F_corrected: np.ndarray, fs: float, tau: float) -> np.ndarray:
+    """Skewness (N,) of each ROI's neuropil-corrected trace (N, T) after its slow drift is removed: the trace
+    minus its running median over HIGHPASS_TAUS x tau s (10 s for tau 1 s).
+
+    A calcium transient rises within a frame or two and decays with tau, so a cell's high-passed trace is
+    right-skewed. sparsery also returns patches of neuropil; their trace is a slow drift (seconds to
+    minutes) plus noise, and once the drift is gone it is symmetric noise, skew ~0 whatever the drift's
+    size or sign. suite2p's `skew` feature is taken on F - 0.7 Fneu with the drift in it, and the
+    built-in classifier gave such patches probabilities up to 0.8 on the simulator (docs/imaging.md,
+    "Which ROIs are cells"). The window is long against a transient (a sparse cell's median is its
+    baseline) and short against the simulator's neuropil drift (15-30 s).
+    """
+    from scipy.stats import skew
+    from pipeline.imaging.traces import running_percentile
+    Fc = np.asarray(F_corrected, np.float32)
+    if Fc.ndim != 2 or Fc.shape[0] == 0 or Fc.shape[1] < 3:
+        return np.zeros(len(Fc), np.float32)
+    hp = Fc - running_percentile(Fc, int(round(HIGHPASS_TAUS * tau * fs)), 50.0)
+    return np.nan_to_num(skew(hp, axis=1), nan=0.0).astype(np.float32)
+
+
+def is_cell(prob: np.ndarray, skew_hp: np.ndarray, params: dict, modality: str = "2p") -> np.ndarray:
+    """(N,) bool: the classifier probability at or above iscell_threshold(params) and, for 2p, the transient
+    skewness (transient_skew) above `min_transient_skew_2p`: a trace without transients is not a cell,
+    whatever the ROI's shape."""
+    keep = np.asarray(prob) >= iscell_threshold(params)
+    if modality == "2p":
+        keep &= np.asarray(skew_hp) > float(params.get("min_transient_skew_2p", -np.inf))
+    return keep
 
 
 def features(stat) -> dict[str, np.ndarray]:

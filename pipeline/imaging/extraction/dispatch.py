@@ -4,7 +4,8 @@
 detection (sparsery for 2p, sourcery for 1p) on a temporally binned copy of the registered binary,
 suite2p's extraction (ROI and neuropil traces), its built-in classifier, and
 then pipeline.imaging.traces (neuropil correction, dF/F, OASIS deconvolution).
-ROIs under `iscell_threshold` are kept with `is_cell = False`.
+ROIs under `iscell_threshold` (2p: or whose trace, slow drift removed, is not right-skewed by transients,
+`min_transient_skew_2p`) are kept with `is_cell = False`.
 
 Memory: the binned movie holds at most `max_binned_frames` frames
 (float32, Y x X each); everything else streams through the binary in batches.
@@ -250,6 +251,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
         feats = {k: np.zeros(0) for k in classifier.FEATURES}
     f_reg.close()
     dff = traces.dff(Fc, F, fs, params["baseline_window_s"], params["baseline_percentile"])
+    feats["transient_skew"] = classifier.transient_skew(Fc, fs, params["tau"])
     spikes = traces.deconvolve(Fc, fs, params["tau"], params["baseline_window_s"], params["baseline_percentile"])
     C = traces.denoised_calcium(spikes, fs, params["tau"])
 
@@ -270,7 +272,8 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
     return ExtractionResult(
         pix_neuron=pn.astype(np.int32), pix_y=py.astype(np.int32), pix_x=px.astype(np.int32),
         pix_weight=pw.astype(np.float32), centroid=cen, iscell_prob=prob,
-        is_cell=prob >= classifier.iscell_threshold(params), F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
+        is_cell=classifier.is_cell(prob, feats["transient_skew"], params, modality),
+        F=F, Fneu=Fneu, F_corrected=Fc, dff=dff, spikes=spikes,
         mean_image=np.zeros((Ly, Lx), np.float32) if mean_image is None else mean_image.astype(np.float32),
         correlation_image=corr, engine=engine, C=C, features=feats,
         settings={"bin_size": s["detection"]["bin_size"], "nbins": s["detection"]["nbins"],
@@ -279,6 +282,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
                   "max_overlap": s["detection"]["max_overlap"],
                   "min_area_2p": float(params["min_area_2p"]) if modality == "2p" else None,
                   "iscell_threshold": classifier.iscell_threshold(params),
+                  "min_transient_skew_2p": float(params["min_transient_skew_2p"]) if modality == "2p" else None,
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )
