@@ -1,6 +1,6 @@
 """One-photon extraction engines on simulator ground truth: suite2p (default) against minian's CNMF.
 
-    python benchmarks/bench_extraction_1p.py [--seeds 5 6 7] [--engines suite2p minian]
+    python benchmarks/bench_extraction_1p.py [--seeds 5 6 7] [--engines suite2p minian] [--quick]
 
 For each seed: simulate a 1p pair session (preset 'small', 40 s, 64 x 64 px, as tests/test_extraction.py),
 run the motion stage once, then pipeline.imaging.extraction.extract on the same registered movie with each
@@ -43,7 +43,10 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[5, 6, 7])
     ap.add_argument("--engines", nargs="+", default=["suite2p", "minian"])
+    ap.add_argument("--quick", action="store_true", help="seed 5, engine suite2p only (make bench)")
     a = ap.parse_args(argv)
+    if a.quick:
+        a.seeds, a.engines = [5], ["suite2p"]
     import pipeline
     from imaging_synth import match_rois
     from pipeline.core import orchestrate

@@ -76,11 +76,15 @@ def test_2p_no_duplicate_rois(run2p):
 
 # The one-photon bar (issue 19: F1 >= 0.7 and median matched r >= 0.7 for every animal, default engine) on the
 # simulator's realistic 1p movies (optics blur, sensor-fixed vignette and glow, vessels, brain motion). On this
-# small, short test movie (64 x 64 px, 400 frames) animal A meets it; animal B does not (F1 0.40, recall 0.46;
-# docs/imaging.md).
+# small, short test movie (64 x 64 px, 400 frames) animal A meets it; animal B does not (F1 0.35-0.40, recall
+# 0.31-0.46). Even a detector that knows B's true footprints and thresholds their peak-to-noise ratio reaches
+# F1 0.68 on this movie (benchmarks/bench_detectability_1p.py; docs/imaging.md, "Is animal B of the 40 s test
+# movie detectable at all?"); detection also merges and misplaces some of B's cells.
 # The realistic-size session (test_realistic_1p_session, slow tier) meets it for both animals.
 ONE_P_GAP = pytest.mark.xfail(reason="1p F1 of animal B below 0.7 on the 64 x 64 px, 400-frame test movie "
-                              "(measured 0.40): its cells are dimmer and fire less than A's", strict=True)
+                              "(measured 0.35-0.40): B's cells are at the edge of detectability in 40 s (PNR median "
+                              "6.0 against 3.7 between cells; a PNR threshold on the true footprints reaches F1 "
+                              "0.68), and detection merges or misplaces several of them", strict=True)
 
 
 @pytest.mark.parametrize("animal", ["A", pytest.param("B", marks=ONE_P_GAP)])
