@@ -352,6 +352,55 @@ def test_time_axis_reads_in_seconds(make_napari_viewer, tmp_path):
     assert dims.current_step[0] == 20 and np.asarray(viewer.layers["B: movie"]._slice.image.raw).ravel()[0] == 20
 
 
+@pytest.mark.gui
+def test_time_readout_in_seconds_for_two_clocks(make_napari_viewer, tmp_path):
+    """Moving napari's own time slider shows "t = ... s (A frame i, B frame j)" in the dock and on the canvas.
+
+    The animals run at different rates on different clocks (A: 20 Hz from 5 s, B: 8 Hz from 3 s), so one
+    slider step is not one frame of each: the readout must name the frame each movie really shows (read
+    back from napari's slice of a movie whose frame k holds the value k), recorded within half a frame
+    period of the time shown. napari's slider box itself shows only the step number.
+    """
+    import re
+    import tifffile
+    clocks = {"A": (20.0, 5.0, 40), "B": (8.0, 3.0, 30)}          # rate (Hz), first frame (s), frames
+    for a, (_, _, T) in clocks.items():
+        tifffile.imwrite(tmp_path / f"{a}.tif", np.arange(T, dtype=np.uint16)[:, None, None] * np.ones((1, 16, 20), np.uint16))
+    (tmp_path / "session.toml").write_text("[session]\nname = 'p'\n" + "".join(
+        f"[animals.{a}]\nid = 'm{a}'\nraw = ['{a}.tif']\nframe_rate = {r}\nstart_offset_s = {t0}\n"
+        for a, (r, t0, _) in clocks.items()))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "session.toml"), plugin="interbrain")
+    w = _widget(viewer)
+    start, _, step = viewer.dims.range[0]
+    assert start == pytest.approx(3.0) and step == pytest.approx(0.05)   # napari steps by the finer period
+    slider = viewer.window._qt_viewer.dims.slider_widgets[0].slider      # the slider the user drags
+    overlay = viewer.canvas.overlays.text
+    seen = set()
+    for k in (0, 33, 47, 61, 75):
+        slider.setValue(k)
+        t = 3.0 + k * 0.05
+        assert viewer.dims.point[0] == pytest.approx(t)
+        m = re.fullmatch(r"t = ([\d.]+) s \(A frame (\d+|-), B frame (\d+|-)\)", w.time_label.text())
+        assert m, w.time_label.text()
+        assert float(m.group(1)) == pytest.approx(t, abs=0.005) and overlay.visible and overlay.text == w.time_label.text()
+        assert w.time == pytest.approx(t) and w.cursors[0].get_xdata()[0] == pytest.approx(t)   # plot cursor
+        for a, got in zip("AB", m.groups()[1:]):
+            rate, t0, T = clocks[a]
+            if got == "-":                                           # before its first / after its last frame
+                assert t < t0 - 0.5 / rate or t > t0 + (T - 0.5) / rate
+                seen.add((a, "-"))
+                continue
+            shown = int(np.asarray(viewer.layers[f"{a}: movie"]._slice.image.raw).ravel()[0])
+            assert int(got) == shown, (k, a)                         # the frame napari draws
+            assert abs(t0 + shown / rate - t) <= 0.5 / rate + 1e-9   # recorded at the time shown
+            seen.add((a, "frame"))
+    assert seen == {("A", "-"), ("A", "frame"), ("B", "frame"), ("B", "-")}
+    for a in "AB":                                                   # movies closed: the overlay goes
+        viewer.layers.remove(f"{a}: movie")
+    assert not overlay.visible
+
+
 def test_behaviour_from_align_grids_matches_event_table(tmp_path):
     from pipeline import load
     from pipeline.napari_plugin._widget import behaviour_bouts
