@@ -561,20 +561,88 @@ def test_viewer_open_folder_without_plugin_argument(make_napari_viewer, result):
 
 
 @pytest.mark.gui
-def test_napari_folder_with_a_preferred_reader_setting(make_napari_viewer, result):
-    """`napari FOLDER` (plugin=None) opens the result without asking once napari's preferred-reader setting
-    maps a folder pattern to interbrain (what the "remember" box of napari's reader dialog stores)."""
+def test_napari_folder_with_a_preferred_reader_setting(make_napari_viewer, tmp_path):
+    """`napari FOLDER` (plugin=None) opens every result folder without asking once napari's preferred-reader
+    setting maps the folder pattern docs/napari.md gives ("*_results/") to interbrain."""
+    from napari.plugins import _npe2
     from napari.settings import get_settings
-    out, truth = result
+    truth = {name: make_result(tmp_path / name) for name in ("demo_results", "pair2_results")}
     viewer = make_napari_viewer()
+    # Preferences > Plugins offers no reader for a folder pattern, hence the Python recipe in the docs
+    assert _npe2.get_readers("*_results/") == {}
     plugins = get_settings().plugins
     before = dict(plugins.extension2reader)
     try:
-        plugins.extension2reader = {**before, f"*{os.sep}{out.name}{os.sep}": "interbrain"}
-        viewer._window._qt_viewer._qt_open([str(out)], stack=False, plugin=None)
+        plugins.extension2reader = {**before, "*_results/": "interbrain"}
+        for name in truth:
+            viewer.layers.clear()
+            viewer._window._qt_viewer._qt_open([str(tmp_path / name)], stack=False, plugin=None)
+            np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth[name]["B"]["labels"])
     finally:
         plugins.extension2reader = before
-    np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth["B"]["labels"])
+
+
+def _answer_reader_dialog(choice: str | None, remember: bool, seen: list):
+    """Answer napari's "Choose reader" dialog when it opens (modal, so from a timer): record what it offers
+    (reader names, the "remember" text, the reader chosen by default), pick `choice` or cancel (None)."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+    from napari._qt.dialogs.qt_reader_dialog import QtReaderDialog
+
+    def poll(tries=[0]):
+        dlg = QApplication.activeModalWidget()
+        if not isinstance(dlg, QtReaderDialog):
+            tries[0] += 1
+            if tries[0] < 300:
+                QTimer.singleShot(20, poll)
+            return
+        buttons = dlg.reader_btn_group.buttons()
+        seen.append({"readers": [b.text() for b in buttons], "default": dlg._get_plugin_choice(),
+                     "remember": dlg.persist_checkbox.text(), "remember_checked": dlg.persist_checkbox.isChecked()})
+        if choice is None:
+            dlg.reject()
+            return
+        next(b for b in buttons if b.text() == choice).setChecked(True)
+        dlg.persist_checkbox.setChecked(remember)
+        dlg.accept()
+    QTimer.singleShot(0, poll)
+
+
+@pytest.mark.gui
+def test_napari_folder_reader_dialog_and_remember(make_napari_viewer, tmp_path):
+    """Plain `napari RESULT` (plugin=None, as napari's CLI and File > Open Folder do): what the reader dialog
+    offers, and what its "remember" box stores: the one folder's absolute path, not every result folder."""
+    from napari.settings import get_settings
+    out1, out2 = tmp_path / "r1", tmp_path / "r2"
+    truth = make_result(out1)
+    make_result(out2)
+    viewer = make_napari_viewer()
+    plugins = get_settings().plugins
+    before = dict(plugins.extension2reader)
+    qt_open = viewer._window._qt_viewer._qt_open
+    seen: list = []
+    try:
+        _answer_reader_dialog("interbrain", True, seen)
+        qt_open([str(out1)], stack=False, plugin=None)
+        assert len(seen) == 1, seen
+        d = seen[0]
+        # two readers accept a folder: interbrain (chosen by default: first in name order) and napari's own
+        assert "interbrain" in d["readers"] and len(d["readers"]) == 2 and d["default"] == "interbrain", d
+        assert not d["remember_checked"] and str(out1.resolve()) + os.sep in d["remember"], d
+        np.testing.assert_array_equal(viewer.layers["B: ROIs"].data, truth["B"]["labels"])
+        added = {k: v for k, v in plugins.extension2reader.items() if k not in before}
+        assert added == {str(out1.resolve()) + os.sep: "interbrain"}          # this folder only
+        # the same folder again: no dialog
+        viewer.layers.clear()
+        _answer_reader_dialog(None, False, seen)
+        qt_open([str(out1)], stack=False, plugin=None)
+        assert len(seen) == 1 and "B: ROIs" in [lyr.name for lyr in viewer.layers]
+        viewer.layers.clear()
+        # another result folder: napari asks again (cancelled here: nothing opens)
+        qt_open([str(out2)], stack=False, plugin=None)
+        assert len(seen) == 2 and len(viewer.layers) == 0
+    finally:
+        plugins.extension2reader = before
 
 
 def test_view_command_names_a_folder_that_is_not_a_result(tmp_path):
