@@ -219,6 +219,11 @@ def test_select_roi_plots_traces_behaviour_and_time_cursor(make_napari_viewer, r
     # ethogram: one row per state behaviour (own and partner halves) and one row of point events
     ticks = [t.get_text() for t in w.ax_beh.get_yticklabels()]
     assert ticks == ["approach", "follow", "sniff", "events"]
+    # every piece of plot text (titles, axis and tick labels, ethogram rows) is >= 9 pt (issue 21: 6-8 pt)
+    from matplotlib.text import Text
+    w.canvas.draw()
+    sizes = {t.get_text(): t.get_fontsize() for t in w.figure.findobj(Text) if t.get_text() and t.get_visible()}
+    assert {"dF/F", "approach", "events"} <= set(sizes) and min(sizes.values()) >= 9, sizes
     # shading behind the traces, relative to B: own bouts solid, the partner's (A's) hatched
     def spans():
         got = [(round(s0, 3), round(s1, 3), role) for s0, s1, role in w.shaded_spans()]
