@@ -131,9 +131,12 @@ class RoiInspector(QWidget):
         self.time: float | None = None
         self._hooked: set[int] = set()
         self._syncing = False
+        self._owns_overlay = False       # the canvas text overlay shows our time readout
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._scan_layers)
         self.viewer.layers.events.removed.connect(self._scan_layers)
+        self.viewer.layers.events.inserted.connect(self._on_dims)     # movies added / removed: readout
+        self.viewer.layers.events.removed.connect(self._on_dims)
         self.viewer.dims.events.point.connect(self._on_dims)
         self._scan_layers()
 
@@ -513,11 +516,16 @@ class RoiInspector(QWidget):
         try:
             self.time = float(t)
             d = self.data.get(self.animal)
-            if d is not None and len(d.frame_time) and source != "slider":
-                self.slider.setValue(int(np.argmin(np.abs(d.frame_time - self.time))))
+            frame = ""
+            if d is not None and len(d.frame_time):
+                k = int(np.argmin(np.abs(d.frame_time - self.time)))
+                frame = f" ({self.animal} frame {k})"
+                if source != "slider":
+                    self.slider.setValue(k)
             if source != "dims" and self.movie_layers():
                 self.viewer.dims.set_point(0, self.time)
-            self.time_label.setText(f"t = {self.time:.2f} s")
+            # with movies: napari's point and the frame each movie shows; else the selected animal's frame
+            self.time_label.setText(self.time_readout() or f"t = {self.time:.2f} s{frame}")
             self._draw_cursor()
         finally:
             self._syncing = False
@@ -530,6 +538,47 @@ class RoiInspector(QWidget):
     def _on_dims(self, event=None):
         if self.movie_layers() and self.viewer.dims.ndim >= 3:
             self.set_time(self.viewer.dims.point[0], source="dims")
+        self._show_time_readout()
+
+    def movie_frames(self) -> dict[str, int | None]:
+        """{animal: frame index its movie layer shows now}, None where the time is outside that movie.
+
+        napari rounds the data coordinate of the time axis to the nearest frame and draws nothing
+        outside 0..T-1; this applies the same rule to `layer.world_to_data(dims.point)`.
+        """
+        point = np.asarray(self.viewer.dims.point, float)
+        out = {}
+        for a, lyr in sorted(self.movie_layers().items()):
+            k = int(np.round(lyr.world_to_data(point[-lyr.ndim:])[0]))
+            out[a] = k if 0 <= k < lyr.data.shape[0] else None
+        return out
+
+    def time_readout(self) -> str:
+        """"t = 12.35 s (A frame 123, B frame 98)": napari's time point (s, master clock) and each raw
+        movie's frame shown, or "" without movies. napari's own slider box shows only the step number."""
+        if not self.movie_layers() or self.viewer.dims.ndim < 3:
+            return ""
+        frames = ", ".join(f"{a} frame {'-' if k is None else k}" for a, k in self.movie_frames().items())
+        return f"t = {float(self.viewer.dims.point[0]):.2f} s ({frames})"
+
+    def _show_time_readout(self):
+        """Show time_readout() in the dock and on the canvas (napari's text overlay, top left) while raw
+        movies are loaded; the overlay is hidden again once they are removed (only if we showed it)."""
+        text = self.time_readout()
+        overlay = self.viewer.canvas.overlays.text
+        if text:
+            self.time_label.setText(text)
+            if overlay.text != text:
+                overlay.text = text
+            if not overlay.visible:
+                overlay.visible = True
+                overlay.position = "top_left"
+                overlay.font_size = 12
+            self._owns_overlay = True
+        elif self._owns_overlay:
+            overlay.visible = False
+            overlay.text = ""
+            self._owns_overlay = False
 
     def _on_plot_click(self, event):
         if event.inaxes is not None and event.xdata is not None and event.button == 1:
