@@ -342,11 +342,11 @@ def test_demo_recovers_what_was_planted(tmp_path):
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     print(f"demo: simulate + run {time.perf_counter() - t0:.0f} s wall, {cpu:.0f} CPU-s")
     # the 6-minute budget, independent of the machine's load: a run that needs under 360 CPU-s finishes in
-    # under 6 minutes on 2 idle cores, as it is never slower than serial (measured 235 CPU-s; wall time
-    # on an idle machine: docs/getting_started.md)
+    # under 6 minutes on 2 idle cores, as it is never slower than serial (CPU and wall time measured:
+    # docs/getting_started.md)
     assert cpu < 360
     # the longest stage's progress bar, and the truth-versus-recovered table at the end of the run
-    # (no progress for motion and extraction: test_run_shows_progress_of_every_stage)
+    # (the line per stage, which motion and extraction show instead of a bar: test_run_shows_progress_of_every_stage)
     assert "decoding: decoders (label sets)" in log and "ROI recall" in log and "found K = 3" in log, log[-3000:]
     c = json.loads((out / "report" / "truth_vs_recovered.json").read_text())
     assert c["K_found"] == c["K_planted"] == 3

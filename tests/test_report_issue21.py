@@ -1,13 +1,11 @@
 """Issue 21 points that no other test covered: what `interbrain simulate --help` says of its presets, and
-whether `interbrain run` shows progress for every stage (a strict xfail naming the gap)."""
+whether `interbrain run` shows progress for every stage."""
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,10 +33,6 @@ def test_simulate_help_names_the_default_preset_and_its_size():
     assert sim.get_default("preset") == "small"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 demo point 'progress shown' holds only for the decoding stage: "
-                   "`interbrain run` prints nothing while motion and extraction run (the first minutes of "
-                   "`make demo`) unless --verbose; the stage runner (pipeline/core/orchestrate.py) would need "
-                   "a line or bar per stage")
 def test_run_shows_progress_of_every_stage(tmp_path):
     """`interbrain run --stages motion,extraction` on a copy of the committed sample, as a user runs it (no
     --quiet): something names each stage while it runs, before the final status table."""
@@ -52,5 +46,7 @@ def test_run_shows_progress_of_every_stage(tmp_path):
     log, _ = p.communicate(timeout=900)
     assert p.returncode == 0, log
     before_table = re.split(r"^\s+motion\s+ran\s*$", log, flags=re.M)[0]
-    for stage in ("motion", "extraction"):
-        assert stage in before_table, log
+    lines = before_table.splitlines()
+    for i, stage in enumerate(("motion", "extraction")):
+        start = lines.index(f"{stage}: running (stage {i + 1} of 2) ...")
+        assert re.fullmatch(rf"{stage}: ran in \d+ s", lines[start + 1]), log
