@@ -7,11 +7,14 @@ nonrigid blocks) and returns a `MotionResult`.
 Sign convention (same as suite2p): `rigid_shift[t] = (dy, dx)` px is the
 displacement of frame t's content relative to the reference image: a feature
 at (y, x) in the reference appears at (y + dy, x + dx) in raw frame t, and
-registration moves the frame by (-dy, -dx). suite2p's rigid step is integer;
-the reported rigid shift is that integer shift + the mean nonrigid block shift
-(subpixel in suite2p), plus the subpixel residual of each registered frame, measured
-from the peak of its phase correlation with the reference (3-point Gaussian fit;
-`subpixel_residual`, always on without nonrigid blocks).
+registration moves the frame by (-dy, -dx). `rigid_shift` is the shift the
+registered frames received: suite2p's integer rigid shift, plus the pixel mean of
+the nonrigid displacement field it warped the frame with, plus the subpixel residual
+of each registered frame, measured from the peak of its phase correlation with the
+reference (3-point Gaussian fit; `subpixel_residual`, always on without nonrigid
+blocks) and then applied with one resampling per frame: an all-pass Fourier shift
+after suite2p's whole-pixel roll (rigid), or suite2p's own bilinear warp of the raw
+frames with the residual added to every block shift (nonrigid).
 
 One-photon: suite2p 1.x has no one-photon switch any more (0.x's `1Preg`,
 `spatial_hp_reg`, `pre_smooth` were removed), so shifts are estimated on a
