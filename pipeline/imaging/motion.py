@@ -8,8 +8,8 @@ Sign convention (same as suite2p): `rigid_shift[t] = (dy, dx)` px is the
 displacement of frame t's content relative to the reference image: a feature
 at (y, x) in the reference appears at (y + dy, x + dx) in raw frame t, and
 registration moves the frame by (-dy, -dx). `rigid_shift` is the shift the
-registered frames received: suite2p's integer rigid shift, plus the pixel mean of
-the nonrigid displacement field it warped the frame with, plus the subpixel residual
+registered frames received: suite2p's integer rigid shift, plus the mean of the
+nonrigid block shifts it warped the frame with, plus the subpixel residual
 of each registered frame, measured from the peak of its phase correlation with the
 reference (3-point Gaussian fit; `subpixel_residual`, always on without nonrigid
 blocks) and then applied with one resampling per frame: an all-pass Fourier shift
@@ -217,33 +217,12 @@ def _frame_quality(out: dict, align: ChunkedBinary, ref: np.ndarray, settings: d
     return np.clip(residual, -1.0, 1.0), corr, peak
 
 
-
-
-def _field_weights(Ly: int, Lx: int, block_size) -> np.ndarray:
-    """Weights w (B,) with mean over pixels of suite2p's nonrigid displacement field = w @ block shifts.
-
-    suite2p (`nonrigid.transform_data`) interpolates the block shifts bilinearly between the block
-    centres and repeats the edge values outside them; the field is linear in the block shifts, so the
-    weights are the pixel means of the fields of unit block shifts (edge blocks weigh more than 1/B)."""
-    import torch
-    import torch.nn.functional as F
-    from suite2p.registration import nonrigid
-    yblock, xblock, nblocks, *_ = nonrigid.make_blocks(Ly=Ly, Lx=Lx, block_size=block_size)
-    nb = nblocks[0] * nblocks[1]
-    yb = np.array(yblock[::nblocks[1]]).mean(axis=1).astype("int")
-    xb = np.array(xblock[:nblocks[1]]).mean(axis=1).astype("int")
-    Lyc, Lxc = int(yb.max() - yb.min()), int(xb.max() - xb.min())
-    basis = torch.eye(nb, dtype=torch.float64).reshape(nb, 1, *nblocks)
-    up = F.interpolate(basis, size=(Lyc, Lxc), mode="bilinear", align_corners=True)
-    up = F.pad(up, (int(xb.min()), Lx - int(xb.max()), int(yb.min()), Ly - int(yb.max())), mode="replicate")
-    return up.mean((1, 2, 3)).numpy()
-
-
 def shift_frames(frames, d, method: str = "fourier"):
     """Frames (n, Y, X) float torch tensor moved by -d (n, 2) px (output pixel (y, x) takes the input at
     (y + dy, x + dx)). 'fourier': phase ramp on the frame mirror-padded to odd sides (no edge wrap, no
     Nyquist bin, so the shift is exact for band-limited content and does not smooth); 'bilinear' /
-    'bicubic': torch grid_sample with edge values repeated."""
+    'bicubic': torch grid_sample with edge values repeated (they smooth; measured worse for detection,
+    docs/imaging.md)."""
     import torch
     import torch.nn.functional as F
     n, Ly, Lx = frames.shape
@@ -326,11 +305,10 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     out, mean_img = _suite2p_register(raw, align, settings, device)
     nr, centers = _nonrigid_shifts(out, settings, movie.shape)
     ref = np.asarray(out["refImg"], np.float32)
-    # the shift suite2p applied: its integer rigid shift plus the frame mean of the nonrigid displacement
-    # field it warped the frame with (block shifts interpolated between block centres)
-    applied = np.stack([np.asarray(out["yoff"], np.float32), np.asarray(out["xoff"], np.float32)], 1)
-    if settings["nonrigid"] and out.get("yoff1") is not None:
-        applied = applied + np.einsum("tbk,b->tk", nr, _field_weights(Ly, Lx, settings["block_size"]))
+    # the shift suite2p applied: its integer rigid shift plus the mean of the block shifts it warped the frame
+    # with (not the pixel mean of the interpolated field, which weighs edge blocks more: less accurate against
+    # planted shifts, docs/imaging.md)
+    applied = np.stack([np.asarray(out["yoff"], np.float32), np.asarray(out["xoff"], np.float32)], 1) + nr.mean(1)
     valid = _valid_region(applied, nr, Ly, Lx)
     residual, frame_corr, peak = _frame_quality(out, align, ref, settings, params, valid, device, T)
     if np.any(residual):
