@@ -214,3 +214,22 @@ def test_realistic_size_shifts(tmp_path_factory, modality, bar):
     r = register_movie(movie, d / "work", modality, SPEC["motion"].validate({}, "test"))
     assert shift_rmse(r.rigid_shift, truth) < bar
     assert r.crispness_after > r.crispness_before
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 71)])
+def test_fourier_shift_moves_a_smooth_image_exactly_and_does_not_smooth(shape):
+    """The residual's resampling: a smooth pattern moved by -d matches the pattern evaluated at (y + dy, x + dx)
+    away from the mirrored edges; white noise keeps its variance (bilinear at half a pixel halves it)."""
+    import torch
+    from pipeline.imaging.motion import shift_frames
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+    pattern = lambda y, x: np.sin(2 * np.pi * y / 13.0) * np.cos(2 * np.pi * x / 9.0)
+    d = np.array([[0.3, -0.45], [-1.2, 0.5]])
+    out = shift_frames(torch.from_numpy(np.stack([pattern(yy, xx)] * 2)).float(), torch.from_numpy(d)).numpy()
+    inner = (slice(12, -12), slice(12, -12))
+    for o, (dy, dx) in zip(out, d):
+        np.testing.assert_allclose(o[inner], pattern(yy + dy, xx + dx)[inner], atol=0.03)
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, *shape))).float()
+    half = torch.full((4, 2), 0.5)
+    assert shift_frames(noise, half).std() > 0.9
+    assert shift_frames(noise, half, "bilinear").std() < 0.8

@@ -227,7 +227,7 @@ def shift_frames(frames, d, method: str = "fourier"):
     import torch.nn.functional as F
     n, Ly, Lx = frames.shape
     if method == "fourier":
-        py, px = min(8, Ly - 1), min(8, Lx - 1)
+        py, px = max(0, min(8, Ly - 2)), max(0, min(8, Lx - 2))    # reflect padding needs pad < side
         # odd padded sides: every frequency has its conjugate partner, so the shifted frame stays real
         x = F.pad(frames[:, None], (px, px + 1 - (Lx % 2), py, py + 1 - (Ly % 2)), mode="reflect")[:, 0]
         H, W = x.shape[1:]
