@@ -11,8 +11,8 @@ every frame by cubic-spline interpolation (edges reflected), then 8 px are cropp
 Arms, on the same frames:
   - suite2p: `suite2p.registration.registration_wrapper` with `suite2p.default_settings()["registration"]`
     (its defaults: 128 px blocks), shift = integer rigid shift + mean nonrigid block shift;
-  - project: `pipeline.imaging.motion.register_movie` with the [motion] defaults (`rigid_shift`; 128 px
-    blocks, so rigid with the applied subpixel residual on these 240 px frames);
+  - project: `pipeline.imaging.motion.register_movie` with the [motion] defaults (`rigid_shift`, the shift
+    applied to the frames; 128 px blocks, so rigid with the applied subpixel residual on these 240 px frames);
   - with --explain, also the former default (64 px nonrigid blocks, with and without the residual pass).
 Prints each error and the ratio project / suite2p (goal <= 1). Skipped (exit 0) without the data.
 """
@@ -99,8 +99,9 @@ def main(argv=None) -> dict:
     arms = {"suite2p direct (defaults)": suite2p_direct,
             "project (defaults)": project}
     if a.explain:
-        arms["project, 64 px blocks"] = lambda m: project(m, block_size=[64, 64])
-        arms["project, 64 px blocks + residual"] = lambda m: project(m, block_size=[64, 64], subpixel_residual=True)
+        # (subpixel_residual is on by default for 2p: the first arm turns it off)
+        arms["project, 64 px blocks, no residual"] = lambda m: project(m, block_size=[64, 64], subpixel_residual=False)
+        arms["project, 64 px blocks + residual"] = lambda m: project(m, block_size=[64, 64])
     res = {}
     for name, f in arms.items():
         t = time.perf_counter()

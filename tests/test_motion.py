@@ -83,8 +83,6 @@ def test_subpixel_on_synthetic_movie_without_warp(tmp_path):
     assert shift_rmse(np.round(r.rigid_shift), truth["rigid_shift"]) > shift_rmse(r.rigid_shift, truth["rigid_shift"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 gap: the measured subpixel residual is added to rigid_shift but not "
-                   "applied to the registered frames (docs/imaging.md)")
 def test_rigid_shift_is_the_shift_applied_to_the_frames(tmp_path):
     """Moving each raw frame by -rigid_shift ourselves gives the registered frames, and those frames are
     aligned: rigid_shift is the shift the registered binary received, subpixel part included."""
@@ -100,13 +98,17 @@ def test_rigid_shift_is_the_shift_applied_to_the_frames(tmp_path):
     inner = (slice(None), slice(y0 + 2, y1 - 2), slice(x0 + 2, x1 - 2))
 
     def moved_back(shifts):
-        return np.stack([ndimage.shift(f.astype(np.float64), -d, order=3, mode="nearest") for f, d in zip(mov, shifts)])
+        # an independent all-pass shift (scipy's Fourier shift of the frame mirrored 8 px beyond each edge)
+        def one(f, d):
+            p = np.pad(f.astype(np.float64), 8, mode="reflect")
+            return np.real(np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(p), -d)))[8:-8, 8:-8]
+        return np.stack([one(f, d) for f, d in zip(mov, shifts)])
 
     def misfit(shifts):
         return np.sqrt(((moved_back(shifts)[inner] - reg[inner]) ** 2).mean()) / reg[inner].std()
 
     ours = misfit(r.rigid_shift)
-    assert ours < 0.05                                     # our resampling = the stage's (bicubic vs spline)
+    assert ours < 0.05                                     # the stage's Fourier shift (padding differs at the edges)
     assert misfit(np.round(r.rigid_shift)) > 3 * ours      # the integer part alone is not what was applied
     assert misfit(r.rigid_shift + [0.3, -0.3]) > 3 * ours
     # the registered frames sit on the reference: their leftover shift against the registered mean is tiny
@@ -212,3 +214,22 @@ def test_realistic_size_shifts(tmp_path_factory, modality, bar):
     r = register_movie(movie, d / "work", modality, SPEC["motion"].validate({}, "test"))
     assert shift_rmse(r.rigid_shift, truth) < bar
     assert r.crispness_after > r.crispness_before
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 71)])
+def test_fourier_shift_moves_a_smooth_image_exactly_and_does_not_smooth(shape):
+    """The residual's resampling: a smooth pattern moved by -d matches the pattern evaluated at (y + dy, x + dx)
+    away from the mirrored edges; white noise keeps its variance (bilinear at half a pixel halves it)."""
+    import torch
+    from pipeline.imaging.motion import shift_frames
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+    pattern = lambda y, x: np.sin(2 * np.pi * y / 13.0) * np.cos(2 * np.pi * x / 9.0)
+    d = np.array([[0.3, -0.45], [-1.2, 0.5]])
+    out = shift_frames(torch.from_numpy(np.stack([pattern(yy, xx)] * 2)).float(), torch.from_numpy(d)).numpy()
+    inner = (slice(12, -12), slice(12, -12))
+    for o, (dy, dx) in zip(out, d):
+        np.testing.assert_allclose(o[inner], pattern(yy + dy, xx + dx)[inner], atol=0.03)
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, *shape))).float()
+    half = torch.full((4, 2), 0.5)
+    assert shift_frames(noise, half).std() > 0.9
+    assert shift_frames(noise, half, "bilinear").std() < 0.8

@@ -7,11 +7,14 @@ nonrigid blocks) and returns a `MotionResult`.
 Sign convention (same as suite2p): `rigid_shift[t] = (dy, dx)` px is the
 displacement of frame t's content relative to the reference image: a feature
 at (y, x) in the reference appears at (y + dy, x + dx) in raw frame t, and
-registration moves the frame by (-dy, -dx). suite2p's rigid step is integer;
-the reported rigid shift is that integer shift + the mean nonrigid block shift
-(subpixel in suite2p), plus the subpixel residual of each registered frame, measured
-from the peak of its phase correlation with the reference (3-point Gaussian fit;
-`subpixel_residual`, always on without nonrigid blocks).
+registration moves the frame by (-dy, -dx). `rigid_shift` is the shift the
+registered frames received: suite2p's integer rigid shift, plus the mean of the
+nonrigid block shifts it warped the frame with, plus the subpixel residual
+of each registered frame, measured from the peak of its phase correlation with the
+reference (3-point Gaussian fit; `subpixel_residual`, always on without nonrigid
+blocks) and then applied with one resampling per frame: an all-pass Fourier shift
+after suite2p's whole-pixel roll (rigid), or suite2p's own bilinear warp of the raw
+frames with the residual added to every block shift (nonrigid).
 
 One-photon: suite2p 1.x has no one-photon switch any more (0.x's `1Preg`,
 `spatial_hp_reg`, `pre_smooth` were removed), so shifts are estimated on a
@@ -209,7 +212,66 @@ def _frame_quality(out: dict, align: ChunkedBinary, ref: np.ndarray, settings: d
         return residual, _frame_corr(align, ref, valid, settings["batch_size"]), peak
     # suite2p's rigid step is integer; the remaining subpixel offset of each registered frame is measured
     # from the peak of its phase correlation with the reference, in the same pass as frame_corr
-    return _residual_and_corr(align, ref, settings, valid, device)
+    residual, corr, peak = _residual_and_corr(align, ref, settings, valid, device)
+    # suite2p applied the integer part; a larger residual is a mismatched peak, not motion
+    return np.clip(residual, -1.0, 1.0), corr, peak
+
+
+def shift_frames(frames, d, method: str = "fourier"):
+    """Frames (n, Y, X) float torch tensor moved by -d (n, 2) px (output pixel (y, x) takes the input at
+    (y + dy, x + dx)). 'fourier': phase ramp on the frame mirror-padded to odd sides (no edge wrap, no
+    Nyquist bin, so the shift is exact for band-limited content and does not smooth); 'bilinear' /
+    'bicubic': torch grid_sample with edge values repeated (they smooth; measured worse for detection,
+    docs/imaging.md)."""
+    import torch
+    import torch.nn.functional as F
+    n, Ly, Lx = frames.shape
+    if method == "fourier":
+        py, px = max(0, min(8, Ly - 2)), max(0, min(8, Lx - 2))    # reflect padding needs pad < side
+        # odd padded sides: every frequency has its conjugate partner, so the shifted frame stays real
+        x = F.pad(frames[:, None], (px, px + 1 - (Lx % 2), py, py + 1 - (Ly % 2)), mode="reflect")[:, 0]
+        H, W = x.shape[1:]
+        ky = torch.fft.fftfreq(H, device=frames.device, dtype=torch.float64)
+        kx = torch.fft.rfftfreq(W, device=frames.device, dtype=torch.float64)
+        d = d.to(torch.float64)
+        phase = 2 * np.pi * (ky[None, :, None] * d[:, 0, None, None] + kx[None, None, :] * d[:, 1, None, None])
+        X = torch.fft.rfft2(x.to(torch.float64)) * torch.polar(torch.ones_like(phase), phase)
+        return torch.fft.irfft2(X, s=(H, W))[:, py:py + Ly, px:px + Lx].to(torch.float32)
+    yy, xx = torch.meshgrid(torch.arange(Ly, dtype=torch.float32, device=frames.device),
+                            torch.arange(Lx, dtype=torch.float32, device=frames.device), indexing="ij")
+    gy = (yy[None] + d[:, 0, None, None]) * (2.0 / max(Ly - 1, 1)) - 1
+    gx = (xx[None] + d[:, 1, None, None]) * (2.0 / max(Lx - 1, 1)) - 1
+    return F.grid_sample(frames[:, None], torch.stack([gx, gy], -1), mode=method, padding_mode="border",
+                         align_corners=True)[:, 0]
+
+
+def _apply_subpixel(raw: ChunkedBinary, shift: np.ndarray, batch: int, device, method: str) -> np.ndarray:
+    """Move each frame of `raw` (in place) by -shift (T, 2) px (`shift_frames`); returns the mean shifted
+    frame (Y, X) in binary units."""
+    import torch
+    T, Ly, Lx = raw.shape
+    total = np.zeros((Ly, Lx), np.float64)
+    for i, fr in raw.iter_chunks(batch):
+        d = torch.from_numpy(np.asarray(shift[i:i + len(fr)], np.float32)).to(device)
+        moved = shift_frames(torch.from_numpy(fr).to(device).float(), d, method)
+        moved = torch.round(moved).clamp(-32768, 32767).cpu().numpy().astype(np.int16)
+        raw[i:i + len(fr)] = moved
+        total += moved.sum(0, dtype=np.float64)
+    return (total / T).astype(np.float32)
+
+
+def _warp_with_residual(raw: ChunkedBinary, out: dict, settings: dict, residual: np.ndarray, device) -> np.ndarray:
+    """Register the raw frames of `raw` (in place) once more with suite2p's own shift code: its integer rigid
+    shift, then its bilinear nonrigid warp with the residual (T, 2) px added to every block shift (one
+    resampling). Returns the mean registered frame (Y, X) in binary units."""
+    from suite2p.registration import register as s2p_register
+    T, Ly, Lx = raw.shape
+    blocks = s2p_register.nonrigid.make_blocks(Ly=Ly, Lx=Lx, block_size=settings["block_size"])
+    yoff1 = np.asarray(out["yoff1"], np.float32) + residual[:, :1].astype(np.float32)
+    xoff1 = np.asarray(out["xoff1"], np.float32) + residual[:, 1:].astype(np.float32)
+    mean = s2p_register.shift_frames_and_write(raw, None, settings["batch_size"], np.asarray(out["yoff"]),
+                                               np.asarray(out["xoff"]), yoff1, xoff1, blocks, device=device)
+    return np.asarray(mean, np.float32)
 
 
 def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dict,
@@ -243,10 +305,27 @@ def register_movie(movie: Movie, workdir: str | Path, modality: str, params: dic
     out, mean_img = _suite2p_register(raw, align, settings, device)
     nr, centers = _nonrigid_shifts(out, settings, movie.shape)
     ref = np.asarray(out["refImg"], np.float32)
+    # the shift suite2p applied: its integer rigid shift plus the mean of the block shifts it warped the frame
+    # with (not the pixel mean of the interpolated field, which weighs edge blocks more: less accurate against
+    # planted shifts, docs/imaging.md)
     applied = np.stack([np.asarray(out["yoff"], np.float32), np.asarray(out["xoff"], np.float32)], 1) + nr.mean(1)
     valid = _valid_region(applied, nr, Ly, Lx)
     residual, frame_corr, peak = _frame_quality(out, align, ref, settings, params, valid, device, T)
+    if np.any(residual):
+        # the measured subpixel residual is applied to the frames too, so that rigid_shift is the shift the
+        # registered binary received; each frame is resampled once (docs/imaging.md, "What rigid_shift is")
+        if settings["nonrigid"] and out.get("yoff1") is not None:
+            # suite2p warped the frames already: warp the raw frames again with the residual folded into the
+            # block shifts (a second resampling of warped frames lost planted ROIs)
+            raw.close()
+            write_binary(movie, bin_path, scale, settings["batch_size"])
+            raw = ChunkedBinary(bin_path, movie.shape, write=True)
+            mean_img = _warp_with_residual(raw, out, settings, residual, device)
+        else:
+            # suite2p's rigid shift is a whole-pixel roll (lossless): one all-pass Fourier shift on top
+            mean_img = _apply_subpixel(raw, residual, settings["batch_size"], device, "fourier")
     rigid = applied + residual
+    valid = _valid_region(rigid, nr, Ly, Lx)
     # bad frames from the whitened phase-correlation peak: Pearson r also drops when many cells fire
     # together, which is activity, not a registration failure
     bad = robust_z(peak) < -params["bad_frame_corr_z"]

@@ -15,7 +15,7 @@ MOTION = Section("motion", "Motion correction with suite2p registration (docs/im
           by_modality={"2p": 3.45, "1p": 50.0}),
     Param("highpass_sigma", 3.0, float, "1p only: shifts are estimated on frames minus their Gaussian blur of this width (the shifts are then applied to the raw frames); it must remove the vignette and stray-light glow, which stay fixed to the sensor while the tissue moves.", unit="px", range=(0.0, 100.0)),
     Param("batch_size", 100, int, "Frames per registration batch (suite2p's default); bounds the stage's memory (docs/performance.md).", range=(10, 100000)),
-    Param("subpixel_residual", None, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px); off for 1p, where it shrank the shifts (docs/imaging.md). Off: suite2p's mean block shift and rigid peak (corrXY) are used. Always on without nonrigid blocks.",
+    Param("subpixel_residual", None, bool, "With nonrigid blocks, also measure each registered frame's subpixel residual shift and phase-correlation peak with the reference (one phase correlation per frame at lags within 3 px) and apply the residual (the raw frames are warped again with it added to every block shift); off for 1p, where it shrank the shifts (docs/imaging.md). Off: suite2p's block shifts and rigid peak (corrXY) are used. Always on without nonrigid blocks.",
           by_modality={"2p": True, "1p": False}),
     Param("bad_frame_corr_z", 4.0, float, "Flag frames whose phase-correlation peak with the reference is this many robust SDs (1.4826 MAD) below the median.", range=(0.0, 100.0)),
 ))
