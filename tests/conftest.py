@@ -30,6 +30,8 @@ def _headless_qt() -> str:
 
 
 GUI_DISPLAY = _headless_qt()
+# napari (through qtpy) and pytest-qt must drive the same binding; PyQt6 is the dev extra's (pyproject.toml)
+os.environ.setdefault("QT_API", "pyqt6")
 
 
 def pytest_report_header(config):
@@ -45,29 +47,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gui" in item.keywords or "make_napari_viewer" in getattr(item, "fixturenames", ()):
             item.add_marker(skip)
-
-def pytest_sessionfinish(session, exitstatus):
-    session.config._interbrain_exitstatus = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config):
-    """After a run that opened napari viewers, end the process without Python's finalisation.
-
-    With 22 or more napari viewers in one process (napari 0.9.2, vispy, Qt), the garbage
-    collection at interpreter shutdown aborts with "Fatal Python error: none_dealloc" after
-    every test passed and the summary was printed, turning the exit code into 134. This hook
-    runs last, after the reports are written; it runs the atexit handlers (pytest-xvfb stops
-    Xvfb in one) and exits with pytest's own status, skipping only that garbage collection.
-    """
-    status = getattr(config, "_interbrain_exitstatus", None)
-    if status is None or "napari" not in sys.modules:
-        return
-    import atexit
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
 
 
 ROOT = Path(__file__).resolve().parents[1]
