@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.parameters import SPEC
-from pipeline.imaging.extraction.classifier import is_cell, transient_skew
+from pipeline.imaging.extraction.classifier import is_cell, min_transient_skew, transient_skew
 
 
 def _traces(rng, n, T, fs, tau, rate):
@@ -35,7 +35,8 @@ def test_transient_skew_separates_transients_from_neuropil_patches():
     truth = np.r_[np.ones(n, bool), np.zeros(n, bool)]
     params = SPEC["extraction"].validate({}, "test")
     sk = transient_skew(Fc, fs, params["tau"])
-    cut = params["min_transient_skew_2p"]
+    cut = min_transient_skew(params)
+    assert cut == 0.1 and min_transient_skew({**params, "classifier_file": "lab.npy"}) == -np.inf
     assert sk[truth].min() > cut >= sk[~truth].max(), (sk[truth].min(), sk[~truth].max())
     raw = skew(Fc, axis=1)
     assert raw[~truth].max() > raw[truth].min(), (raw[~truth].max(), raw[truth].min())

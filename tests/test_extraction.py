@@ -142,6 +142,7 @@ def test_rois_and_traces_groups_match_the_contract(run2p):
         thr = session.params["extraction"]["iscell_threshold"]
         thr = 0.1 if thr is None else thr     # the default with suite2p's built-in classifier
         skew_min = session.params["extraction"]["min_transient_skew_2p"]
+        skew_min = 0.1 if skew_min is None else skew_min      # the default with suite2p's built-in classifier
         np.testing.assert_array_equal(rois["is_cell"].values, (rois["iscell_prob"].values >= thr)
                                       & (rois["transient_skew"].values > skew_min))
         for v in ("F", "Fneu", "F_corrected", "dff", "spikes", "C"):

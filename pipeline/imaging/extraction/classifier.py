@@ -56,13 +56,23 @@ def transient_skew(F_corrected: np.ndarray, fs: float, tau: float) -> np.ndarray
     return np.nan_to_num(skew(hp, axis=1), nan=0.0).astype(np.float32)
 
 
+def min_transient_skew(params: dict) -> float:
+    """The 2p cut on transient_skew: the set value, else 0.1 with suite2p's built-in classifier (trained on
+    other recordings, it calls neuropil patches cells; docs/imaging.md) and off (-inf) with a lab's own
+    classifier_file, whose labels the lab curated with the traces in view: is_cell then follows it alone."""
+    v = params.get("min_transient_skew_2p")
+    if v is not None:
+        return float(v)
+    return -np.inf if params.get("classifier_file") else 0.1
+
+
 def is_cell(prob: np.ndarray, skew_hp: np.ndarray, params: dict, modality: str = "2p") -> np.ndarray:
     """(N,) bool: the classifier probability at or above iscell_threshold(params) and, for 2p, the transient
-    skewness (transient_skew) above `min_transient_skew_2p`: a trace without transients is not a cell,
+    skewness (transient_skew) above min_transient_skew(params): a trace without transients is not a cell,
     whatever the ROI's shape."""
     keep = np.asarray(prob) >= iscell_threshold(params)
     if modality == "2p":
-        keep &= np.asarray(skew_hp) > float(params.get("min_transient_skew_2p", -np.inf))
+        keep &= np.asarray(skew_hp) > min_transient_skew(params)
     return keep
 
 

@@ -282,7 +282,7 @@ def extract(binary_path: str, shape: tuple[int, int, int], fs: float, params: di
                   "max_overlap": s["detection"]["max_overlap"],
                   "min_area_2p": float(params["min_area_2p"]) if modality == "2p" else None,
                   "iscell_threshold": classifier.iscell_threshold(params),
-                  "min_transient_skew_2p": float(params["min_transient_skew_2p"]) if modality == "2p" else None,
+                  "min_transient_skew_2p": classifier.min_transient_skew(params) if modality == "2p" else None,
                   "spatial_highpass_px": hp_sigma,
                   "spatial_highpass_method": hp_method if hp_sigma > 0 else "none"},
     )
