@@ -525,7 +525,8 @@ class RoiInspector(QWidget):
             if source != "dims" and self.movie_layers():
                 self.viewer.dims.set_point(0, self.time)
             # with movies: napari's point and the frame each movie shows; else the selected animal's frame
-            self.time_label.setText(self.time_readout() or f"t = {self.time:.2f} s{frame}")
+            if not self._show_time_readout():
+                self.time_label.setText(f"t = {self.time:.2f} s{frame}")
             self._draw_cursor()
         finally:
             self._syncing = False
@@ -536,9 +537,12 @@ class RoiInspector(QWidget):
             self.set_time(d.frame_time[i], source="slider")
 
     def _on_dims(self, event=None):
+        if self._syncing:
+            return        # set_time moved napari's point itself and shows the readout once it has
         if self.movie_layers() and self.viewer.dims.ndim >= 3:
             self.set_time(self.viewer.dims.point[0], source="dims")
-        self._show_time_readout()
+        else:
+            self._show_time_readout()       # movies removed: hide the overlay we showed
 
     def movie_frames(self) -> dict[str, int | None]:
         """{animal: frame index its movie layer shows now}, None where the time is outside that movie.
@@ -561,9 +565,10 @@ class RoiInspector(QWidget):
         frames = ", ".join(f"{a} frame {'-' if k is None else k}" for a, k in self.movie_frames().items())
         return f"t = {float(self.viewer.dims.point[0]):.2f} s ({frames})"
 
-    def _show_time_readout(self):
+    def _show_time_readout(self) -> str:
         """Show time_readout() in the dock and on the canvas (napari's text overlay, top left) while raw
-        movies are loaded; the overlay is hidden again once they are removed (only if we showed it)."""
+        movies are loaded; the overlay is hidden again once they are removed (only if we showed it).
+        Returns the text shown ("" without movies)."""
         text = self.time_readout()
         overlay = self.viewer.canvas.overlays.text
         if text:
@@ -579,6 +584,7 @@ class RoiInspector(QWidget):
             overlay.visible = False
             overlay.text = ""
             self._owns_overlay = False
+        return text
 
     def _on_plot_click(self, event):
         if event.inaxes is not None and event.xdata is not None and event.button == 1:
