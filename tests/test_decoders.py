@@ -238,14 +238,21 @@ def test_too_few_bouts_one_class_and_edges_never_crash():
         TimeResolvedDecoder().fit(X, ea, eb)
 
 
-def test_fast_path_equals_naive_loop_exactly():
+def _fast_equals_naive(mode, n_repeats, n_surrogates):
+    """Fit the fast path and the naive loop (one estimator per label set x fold x bin) on the same small
+    case; every accuracy and AUC, observed and surrogate, must be identical."""
     X, time, ea, eb = simulate(7, n_per_class=7, N=6, spacing_s=6.0, amp=1.0)
-    kw = dict(window=(-0.2, 0.6), n_repeats=1, n_surrogates=2, exclusion_s=10.0, mode="svm", random_state=5)
+    kw = dict(window=(-0.2, 0.6), n_repeats=n_repeats, n_surrogates=n_surrogates, exclusion_s=10.0, mode=mode,
+              random_state=5)
     fast = TimeResolvedDecoder(solver="fast", **kw).fit(X, ea, eb[:6], time=time)
     naive = TimeResolvedDecoder(solver="naive", **kw).fit(X, ea, eb[:6], time=time)
     for att in ("accuracy_", "auc_", "null_accuracy_", "null_auc_"):
         assert np.array_equal(getattr(fast, att), getattr(naive, att)), att
     assert fast.accuracy_.std() > 0      # a non-trivial case
+
+
+def test_fast_path_equals_naive_loop_exactly():
+    _fast_equals_naive("svm", n_repeats=1, n_surrogates=2)
 
 
 def test_ridge_mode_matches_direct_solve_and_agrees_with_svm():
@@ -294,13 +301,7 @@ def test_ridge_hat_matrix_equals_refitting_every_fold(p):
 def test_ridge_fast_path_equals_sklearn_ridge_loop_exactly():
     """Estimator level: the closed-form path and one sklearn Ridge per (label set, fold, bin) give
     identical accuracies and AUCs, observed and every surrogate; the rank AUC equals the pairwise one."""
-    X, time, ea, eb = simulate(7, n_per_class=7, N=6, spacing_s=6.0, amp=1.0)
-    kw = dict(window=(-0.2, 0.6), n_repeats=2, n_surrogates=3, exclusion_s=10.0, mode="lda", random_state=5)
-    fast = TimeResolvedDecoder(solver="fast", **kw).fit(X, ea, eb[:6], time=time)
-    naive = TimeResolvedDecoder(solver="naive", **kw).fit(X, ea, eb[:6], time=time)
-    for att in ("accuracy_", "auc_", "null_accuracy_", "null_auc_"):
-        assert np.array_equal(getattr(fast, att), getattr(naive, att)), att
-    assert fast.accuracy_.std() > 0
+    _fast_equals_naive("lda", n_repeats=2, n_surrogates=3)
     f = np.round(np.random.default_rng(0).normal(size=(5, 14)), 1)    # ties
     y = np.r_[np.ones(6, int), np.zeros(8, int)]
     assert np.array_equal(_auc_bins(y, f), [auc_score(y, r) for r in f])
